@@ -1,0 +1,43 @@
+"""jepa-graph: declarative, graph-based composition of Joint Embedding Predictive Architectures.
+
+Pipeline: parse (``parse_yaml``/``parse_dsl``) -> validate -> graph -> checks -> shapes ->
+lower -> run (train / minimise / plan) -> render.
+
+    import jepa_graph as jg
+    spec = jg.load("specs/two_rooms.yaml")
+    model = jg.compile(spec)
+    out = model(**model.example_inputs(8))
+"""
+from .errors import BlockRuntimeError, Diagnostic, Location, SpecError
+from .model import CompiledModel, check, compile, ema_momentum
+from .registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
+from .spec import Spec
+from .tensors import SCALAR, ShapeMismatch, TType, vec
+from .validate import load, loads
+
+__version__ = "0.1.0"
+
+# Capabilities in their own modules, imported on first use (keeps `import jepa_graph` light).
+_LAZY = {
+    "render": "jepa_graph.render",
+    "minimize_energy": "jepa_graph.minimize",
+    "predict_modes": "jepa_graph.minimize",
+    "train": "jepa_graph.train",
+    "Trainer": "jepa_graph.train",
+    "plan": "jepa_graph.plan",
+    "plan_hierarchical": "jepa_graph.plan",
+    "format_spec": "jepa_graph.fmt",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jepa_graph' has no attribute {name!r}")
+
+__all__ = [
+    "BlockRuntimeError", "BlockType", "CompiledModel", "Diagnostic", "DimInt", "Location", "Params", "SCALAR",
+    "ShapeMismatch", "Spec", "SpecError", "TType", "check", "compile", "ema_momentum", "get_block", "list_blocks",
+    "load", "loads", "register_block", "vec",
+]

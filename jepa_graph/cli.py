@@ -1,0 +1,174 @@
+"""The ``jepa-graph`` command line. Bad specs print located errors and exit 2, never a traceback.
+
+Commands live in this file when they are thin wrappers; bigger ones (``fmt``, ``render``) live
+in their own modules, which expose ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import BlockRuntimeError, SpecError
+
+# (command, module, help): commands implemented in their own modules
+EXTERNAL = [
+    ("fmt", "jepa_graph.fmt", "convert between YAML and .jepa losslessly, or reformat in place"),
+    ("render", "jepa_graph.render", "draw the architecture diagram (svg, png, pdf, dot)"),
+]
+
+
+def _out(*parts: str) -> None:
+    sys.stdout.write(" ".join(parts) + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+
+
+def cmd_validate(args) -> int:
+    from .model import check
+    bad = 0
+    for path in args.specs:
+        try:
+            g = check(path, args.path)
+        except SpecError as e:
+            _err(str(e))
+            bad += 1
+            continue
+        for w in g.warnings:
+            _err(w.format())
+        calls = sum(1 for n in g.nodes.values() if n.op == "call")
+        _out(f"ok: {path} ({calls} blocks, {len(g.nodes) - calls} variables)")
+    return 2 if bad else 0
+
+
+def cmd_info(args) -> int:
+    if args.blocks:
+        from .registry import list_blocks
+        rows = [(f"{c.kind}.{c.name}", c.doc()) for c in list_blocks()]
+        width = max(len(r[0]) for r in rows)
+        for name, doc in rows:
+            _out(f"{name:<{width}}  {doc}")
+        return 0
+    if not args.spec:
+        _err("error: give a SPEC, or --blocks to list block types")
+        return 2
+    from .model import compile
+    model = compile(args.spec, args.path)
+    spec = model.spec
+    _out(f"{spec.name}: {model.num_parameters():,} parameters "
+         f"({model.num_parameters(trainable_only=True):,} trainable)")
+    rows = model.summary()
+    w = [max(len(str(r[k])) for r in rows + [{"name": "name", "what": "what", "shape": "shape", "params": "params", "note": ""}])
+         for k in ("name", "what", "shape", "params")]
+    _out(f"{'name':<{w[0]}}  {'what':<{w[1]}}  {'shape':<{w[2]}}  {'params':>{w[3]}}")
+    for r in rows:
+        _out(f"{r['name']:<{w[0]}}  {r['what']:<{w[1]}}  {r['shape']:<{w[2]}}  {r['params']:>{w[3]},}  {r['note']}".rstrip())
+    _out("programs: " + ", ".join(model.program_names()))
+    if model.graph.objective:
+        _out("objective: " + " + ".join(f"{t.weight:g}*{t.name}" for t in model.graph.objective))
+    for wmsg in model.graph.warnings:
+        _err(wmsg.format())
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from .model import compile
+    model = compile(args.spec, args.path)
+    names = model.program_names() if args.program == "all" else [args.program]
+    for name in names:
+        if args.print_code:
+            _out(f"# program: {name}")
+            _out(model.code(name))
+    if not args.print_code:
+        _out(f"ok: {args.spec} compiles to programs: {', '.join(model.program_names())}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import json_schema
+    text = json.dumps(json_schema(), indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        _out(text)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jepa-graph", description="Compose, check and run JEPAs from spec files.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--path", action="append", default=None, metavar="DIR",
+                        help="extra folder to search for composite blocks (repeatable)")
+
+    sp = sub.add_parser("validate", help="check specs; exit 0, or located errors and exit 2")
+    sp.add_argument("specs", nargs="+", metavar="SPEC")
+    common(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("info", help="blocks, shapes, parameter counts")
+    sp.add_argument("spec", nargs="?", metavar="SPEC")
+    sp.add_argument("--blocks", action="store_true", help="list registered block types")
+    common(sp)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("compile", help="compile a spec; --print-code shows the generated torch code")
+    sp.add_argument("spec", metavar="SPEC")
+    sp.add_argument("--print-code", action="store_true")
+    sp.add_argument("--program", default="all", help="forward, energy, loss, encode, step, cost, act, or all")
+    common(sp)
+    sp.set_defaults(func=cmd_compile)
+
+    sp = sub.add_parser("schema", help="JSON Schema of the YAML syntax")
+    sp.add_argument("-o", "--output", help="write to a file instead of stdout")
+    sp.set_defaults(func=cmd_schema)
+
+    for name, module, help_ in EXTERNAL:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        sp = sub.add_parser(name, help=help_)
+        mod.add_arguments(sp)
+        sp.set_defaults(func=mod.run)
+
+    sp = sub.add_parser("demo", help="the main job on the built-in default")
+    sp.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")
+    sp.add_argument("--batch", type=int, default=32)
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except SpecError as e:
+        _err(str(e))
+        return 2
+    except BlockRuntimeError as e:
+        _err(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

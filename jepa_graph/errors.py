@@ -1,0 +1,127 @@
+"""Located diagnostics: every user-facing error points at file:line:col with a snippet and a hint.
+
+A :class:`Diagnostic` is one message about one place in a spec file.  A :class:`SpecError`
+carries one or more of them; ``str(err)`` renders them the way a compiler would::
+
+    specs/x.yaml:12:5: error: pred expects [B, 32] on input 1, enc gives [B, 64]
+       12 |   pred: {kind: predictor, type: mlp, in: [enc, a], with: {out: state}}
+          |     ^
+    hint: change enc's `out` to 32, or pred's input dims
+
+Sources are registered by file name (:func:`register_source`) so a location can show its line
+long after parsing.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+_SOURCES: dict[str, list[str]] = {}
+
+
+def register_source(filename: str, text: str) -> None:
+    """Remember ``text`` so diagnostics in ``filename`` can quote their line."""
+    _SOURCES[filename] = text.splitlines()
+
+
+def source_line(filename: str, line: int) -> str | None:
+    lines = _SOURCES.get(filename)
+    if lines is None or not 1 <= line <= len(lines):
+        return None
+    return lines[line - 1]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based position in a spec file."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Diagnostic:
+    """One located message. ``severity`` is ``"error"`` or ``"warning"``."""
+
+    message: str
+    loc: Location | None = None
+    hint: str | None = None
+    severity: str = "error"
+    related: list[tuple[str, Location]] = field(default_factory=list)
+
+    def format(self) -> str:
+        head = f"{self.loc}: " if self.loc else ""
+        out = [f"{head}{self.severity}: {self.message}"]
+        if self.loc is not None:
+            text = source_line(self.loc.file, self.loc.line)
+            if text is not None:
+                gutter = f"{self.loc.line:>5} | "
+                shown = _clip(text, self.loc.col)
+                out.append(gutter + shown[0])
+                out.append(" " * (len(gutter) - 2) + "| " + " " * shown[1] + "^")
+        for what, loc in self.related:
+            out.append(f"  note: {what} at {loc}")
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+
+def _clip(text: str, col: int, width: int = 160) -> tuple[str, int]:
+    """Cut very long lines around the caret; returns (shown text, caret offset)."""
+    text = text.replace("\t", " ")
+    caret = max(col - 1, 0)
+    if len(text) <= width:
+        return text, min(caret, len(text))
+    start = max(0, min(caret - width // 2, len(text) - width))
+    return ("..." if start else "") + text[start:start + width] + "...", caret - start + (3 if start else 0)
+
+
+class SpecError(Exception):
+    """A spec is invalid. Holds every error found (``.diagnostics``), rendered by ``str()``."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic] | str,
+                 loc: Location | None = None, hint: str | None = None):
+        if isinstance(diagnostics, str):
+            diagnostics = [Diagnostic(diagnostics, loc, hint)]
+        elif isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(d.format() for d in self.diagnostics)
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+
+class BlockRuntimeError(RuntimeError):
+    """A block failed while running; names the block, its type and where it is defined."""
+
+
+def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Closest valid names to ``name`` (for "did you mean" hints)."""
+    choices = sorted(set(choices))
+    hits = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
+    if not hits:
+        low = {c.lower(): c for c in choices}
+        hits = [low[h] for h in difflib.get_close_matches(name.lower(), list(low), n=n, cutoff=0.6)]
+    return hits
+
+
+def did_you_mean(name: str, choices: Iterable[str], what: str = "") -> str:
+    """A hint: "did you mean `pred`?", or the list of valid names when nothing is close."""
+    choices = sorted(set(choices))
+    hits = closest(name, choices)
+    if hits:
+        return "did you mean " + " or ".join(f"`{h}`" for h in hits) + "?"
+    if not choices:
+        return f"no {what or 'names'} are defined here"
+    shown = ", ".join(f"`{c}`" for c in choices[:12]) + (", ..." if len(choices) > 12 else "")
+    return f"valid {what or 'names'}: {shown}"

@@ -1,0 +1,141 @@
+"""Lowering: a pruned sub-graph -> a torch.fx GraphModule of straight-line torch code.
+
+Each program keeps only the nodes its outputs depend on. ``cut`` replaces nodes by placeholders
+(``step`` takes the state where the encoder would be), so one graph yields every program:
+
+=========== ===============================================================================
+forward     every block output, plus ``energy`` (per sample) and ``loss`` (the objective)
+energy      E(x, y, z) per sample: the objective's per-sample terms and latent penalties R(z)
+loss        the training objective (a scalar): the weighted sum of all objective terms
+encode      s = Enc(x) for the world model (and ``encode_<level>`` per level)
+step        s' = Pred(s, a, z): one world-model step (and ``step_<level>``)
+cost        C(s) = sum_k w_k C_k(s, goal...): the planning cost of a state, per sample
+act         a = Actor(s)
+=========== ===============================================================================
+
+The generated code calls each block as a submodule (``self.blocks.enc(x)``); no graph is
+interpreted at run time, and the result compiles under ``torch.compile(fullgraph=True)``.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from .graph import Graph, Term, SCALAR_KINDS
+
+_PY_KEYWORDS = {"lambda", "in", "if", "else", "def", "class", "return", "for", "while", "with", "as", "is",
+                "not", "and", "or", "from", "import", "global", "pass", "raise", "try", "yield", "del"}
+
+
+def fx_name(name: str) -> str:
+    n = name.replace("/", "__")
+    return n + "_" if n in _PY_KEYWORDS else n
+
+
+# Latent capacity regularisers R(z), per sample. Module-level functions so fx code can call them.
+def latent_l1(z: torch.Tensor) -> torch.Tensor:
+    """R(z) = |z|_1, per sample."""
+    return z.abs().flatten(1).sum(1)
+
+
+def latent_l2(z: torch.Tensor) -> torch.Tensor:
+    """R(z) = |z|^2, per sample."""
+    return z.pow(2).flatten(1).sum(1)
+
+
+def latent_kl(z: torch.Tensor) -> torch.Tensor:
+    """KL(N(z, 1) || N(0, 1)) = |z|^2 / 2 per sample: the cost of a noisy latent's mean."""
+    return 0.5 * z.pow(2).flatten(1).sum(1)
+
+
+LATENT_PENALTIES = {"l1": latent_l1, "l2": latent_l2, "kl": latent_kl}
+
+
+def _mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean()
+
+
+class Lowering:
+    """Builds one fx.Graph for ``outputs`` of ``g``; ``cut`` maps node -> placeholder name."""
+
+    def __init__(self, g: Graph, root: nn.Module):
+        self.g, self.root = g, root
+
+    def program(self, outputs: dict[str, str], cut: dict[str, str] | None = None,
+                terms: dict[str, tuple[list[Term], str]] | None = None, name: str = "program") -> fx.GraphModule:
+        """``outputs``: result key -> node name. ``terms``: result key -> (terms, "sum"|"loss")."""
+        cut = dict(cut or {})
+        terms = terms or {}
+        need = [n for n in outputs.values()]
+        for ts, _ in terms.values():
+            need += [t.node for t in ts]
+        keep = self.g.ancestors(need, cut=set(cut))
+        graph = fx.Graph()
+        env: dict[str, fx.Node] = {}
+        placeholders: dict[str, fx.Node] = {}
+
+        def placeholder(pname: str) -> fx.Node:
+            if pname not in placeholders:
+                placeholders[pname] = graph.placeholder(fx_name(pname))
+            return placeholders[pname]
+
+        for n in self.g.topo():
+            if n.name not in keep:
+                continue
+            if n.name in cut:
+                env[n.name] = placeholder(cut[n.name])
+                continue
+            if n.is_var:
+                env[n.name] = placeholder(n.name)
+                continue
+            args = []
+            for r in n.inputs:
+                a = env[r.src]
+                if r.stop_grad:
+                    a = graph.call_method("detach", (a,))
+                args.append(a)
+            if n.op == "port":
+                env[n.name] = args[0]
+                continue
+            out = graph.create_node("call_module", f"blocks.{n.module}", tuple(args), {}, name=fx_name(n.name))
+            out.meta["jepa_node"] = n.name
+            if n.ema_of:  # a target is a constant for the loss: no gradient through it
+                out = graph.call_method("detach", (out,))
+            env[n.name] = out
+
+        result: dict[str, Any] = {k: env[v] for k, v in outputs.items()}
+        for key, (ts, mode) in terms.items():
+            result[key] = self._weighted(graph, env, ts, mode)
+        graph.output(result)
+        gm = fx.GraphModule(self.root, graph, class_name=name)
+        return gm
+
+    def _weighted(self, graph: fx.Graph, env: dict[str, fx.Node], ts: list[Term], mode: str) -> fx.Node | float:
+        """Per-sample sum (mode "sum": energy, cost) or scalar objective (mode "loss")."""
+        acc = None
+        for t in ts:
+            v = env[t.node]
+            if t.latent_reg:
+                v = graph.call_function(LATENT_PENALTIES[t.latent_reg], (v,))
+            elif mode == "loss" and self.g.nodes[t.node].ttype is not None and self.g.nodes[t.node].ttype.batched:
+                v = graph.call_function(_mean, (v,))
+            if mode == "loss" and t.latent_reg:
+                v = graph.call_function(_mean, (v,))
+            if t.weight != 1.0:
+                v = graph.call_function(operator.mul, (v, float(t.weight)))
+            acc = v if acc is None else graph.call_function(operator.add, (acc, v))
+        return acc if acc is not None else 0.0
+
+
+def energy_terms(g: Graph) -> list[Term]:
+    """The objective's per-sample terms: E(x, y, z) without batch-level regularisers."""
+    out = []
+    for t in g.objective:
+        n = g.nodes[t.node]
+        if t.latent_reg or (n.kind in SCALAR_KINDS and n.ttype is not None and n.ttype.batched):
+            out.append(t)
+    return out

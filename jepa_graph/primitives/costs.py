@@ -1,0 +1,108 @@
+"""Intrinsic cost blocks: fixed (untrained) functions of a state, one number per sample.
+
+``goal_distance`` compares a state with a goal representation; ``l2`` penalises magnitude
+(effort, when fed actions); ``box_penalty`` is a guardrail outside [lo, hi]."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from ..registry import BlockType, Params, register_block
+from ..tensors import SCALAR, ShapeMismatch, expect_float, vec
+from .energies import Distance
+
+
+class GoalParams(Params):
+    metric: Literal["l2", "l1", "smooth_l1", "cosine"] = "l2"
+
+
+@register_block("goal_distance", kind="cost")
+class GoalDistance(BlockType):
+    """D(s, s_goal) per sample: how far a state is from the goal's representation."""
+
+    Params = GoalParams
+    arity = (2, 2)
+    input_names = ("state", "goal")
+
+    def infer(self, p, ins):
+        a, b = ins
+        expect_float(a, 0)
+        expect_float(b, 1)
+        if a.shape != b.shape:
+            raise ShapeMismatch(f"compares a state and a goal of one shape: state is {a}, but the goal", 1, str(a))
+        return SCALAR
+
+    def build(self, p, ins):
+        return Distance(p.metric)
+
+    @classmethod
+    def example(cls):
+        return {}, [vec(4), vec(4)]
+
+
+class L2Cost(nn.Module):
+    def __init__(self, target: float):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.target).pow(2).flatten(1).sum(1)
+
+
+class L2Params(Params):
+    target: float = 0.0  # penalise distance from this value
+
+
+@register_block("l2", kind="cost")
+class CostL2(BlockType):
+    """Sum of squares per sample (effort on actions, or distance from a constant)."""
+
+    Params = L2Params
+
+    def infer(self, p, ins):
+        expect_float(ins[0], 0)
+        return SCALAR
+
+    def build(self, p, ins):
+        return L2Cost(p.target)
+
+    @classmethod
+    def example(cls):
+        return {}, [vec(3)]
+
+
+class BoxPenalty(nn.Module):
+    def __init__(self, lo: float, hi: float):
+        super().__init__()
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        over = (x - self.hi).clamp(min=0) + (self.lo - x).clamp(min=0)  # 0 inside the box
+        return over.pow(2).flatten(1).sum(1)
+
+
+class BoxParams(Params):
+    lo: float = -1.0
+    hi: float = 1.0
+
+
+@register_block("box_penalty", kind="cost")
+class CostBox(BlockType):
+    """Squared distance outside the box [lo, hi], summed per sample (a guardrail)."""
+
+    Params = BoxParams
+
+    def infer(self, p, ins):
+        expect_float(ins[0], 0)
+        if not p.lo < p.hi:
+            raise ShapeMismatch("needs lo < hi", None, hint="e.g. `with: {lo: -1, hi: 1}`")
+        return SCALAR
+
+    def build(self, p, ins):
+        return BoxPenalty(p.lo, p.hi)
+
+    @classmethod
+    def example(cls):
+        return {"lo": -0.5, "hi": 0.5}, [vec(3)]

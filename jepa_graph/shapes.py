@@ -1,0 +1,149 @@
+"""Static shape inference: one walk over the graph in topological order.
+
+Variables get their declared shapes (named dims resolved); each call node validates its
+``with:`` against its block type's ``Params`` and asks the type's shape rule for its output. A
+mismatch names the block, the input, what was expected and what arrived from where::
+
+    specs/x.yaml:12:5: error: `pred` (predictor.mlp) expects [B, 32] on input 1, `enc` gives [B, 64]
+"""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from .errors import Diagnostic, SpecError, did_you_mean
+from .graph import Graph, Node
+from .registry import get_block
+from .tensors import ShapeMismatch, TType
+
+
+def resolve_shape(n: Node, shape: list, errors: list[Diagnostic]) -> tuple[int, ...] | None:
+    out = []
+    for i, d in enumerate(shape):
+        if isinstance(d, str):
+            if d not in n.dims:
+                errors.append(Diagnostic(f"unknown dim `{d}` in the shape of `{n.name}`", n.at("shape", i),
+                                         did_you_mean(d, n.dims, "dims") + " (declare it under `dims:`)"))
+                return None
+            d = n.dims[d]
+        if d < 1:
+            errors.append(Diagnostic(f"shape of `{n.name}` has a non-positive size {d}", n.at("shape", i),
+                                     "sizes are positive integers"))
+            return None
+        out.append(d)
+    return tuple(out)
+
+
+def infer_shapes(g: Graph) -> None:
+    """Fill ``node.ttype``, ``node.params`` and ``node.block`` for every node, or raise SpecError."""
+    errors: list[Diagnostic] = []
+    for n in g.topo():
+        if any(g.nodes[r.src].ttype is None for r in n.inputs):
+            continue  # an upstream error was already reported
+        try:
+            if n.is_var:
+                shape = resolve_shape(n, n.decl.shape, errors)
+                if shape is not None:
+                    n.ttype = TType(shape, getattr(n.decl, "dtype", "float"))
+            elif n.op == "port":
+                _port(g, n, errors)
+            else:
+                _call(g, n, errors)
+        except SpecError as e:
+            errors.extend(e.diagnostics)
+    _check_terms(g, errors)
+    if errors:
+        raise SpecError(errors)
+
+
+def _port(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
+    shape = resolve_shape(n, n.decl.shape, errors)
+    if shape is None:
+        return
+    want = TType(shape, n.decl.dtype)
+    if not n.inputs:
+        errors.append(Diagnostic(f"composite input `{n.name}` is not bound", n.loc, "pass it in the block's `in:`"))
+        return
+    src = g.nodes[n.inputs[0].src]
+    if src.ttype != want:
+        errors.append(Diagnostic(f"composite input `{n.name}` expects {want}, `{src.name}` gives {src.ttype}",
+                                 n.inputs[0].loc or n.loc, "set the composite's dims with `with:` to match",
+                                 related=[(f"`{n.name}` declared", n.loc), (f"`{src.name}`", src.loc)]))
+        return
+    n.ttype = want
+
+
+def _call(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
+    rel = n.ema_of or n.share_of
+    owner = g.nodes[rel] if rel else None
+    block = get_block(n.kind, n.type or "", n.at("type", key=False))
+    n.block = block
+    if owner is not None and owner.params is not None:
+        n.params = owner.params
+    else:
+        try:
+            ctx = {"dims": n.dims}
+            n.params = block.Params.model_validate(n.raw_params, context=ctx)
+        except ValidationError as e:
+            where = owner or n
+            for err in e.errors():
+                key = err["loc"][0] if err["loc"] else None
+                kind = err["type"]
+                if kind == "extra_forbidden":
+                    fields = list(block.Params.model_fields)
+                    msg = f"`{where.name}` ({n.kind}.{n.type}) has no parameter `{key}`"
+                    hint = did_you_mean(str(key), fields, "parameters")
+                    loc = where.at("with", key, key=True)
+                elif kind == "missing":
+                    msg = f"`{where.name}` ({n.kind}.{n.type}) needs parameter `{key}`"
+                    hint = f"add `with: {{{key}: ...}}`"
+                    loc = where.at("with", key=True) if "with" in (where.decl.model_fields_set if where.decl else ()) else where.loc
+                else:
+                    msg = f"`{where.name}` ({n.kind}.{n.type}) parameter `{key}`: {err['msg'].removeprefix('Value error, ')}"
+                    hint = _param_hint(block)
+                    loc = where.at("with", *err["loc"]) if key is not None else where.at("with")
+                errors.append(Diagnostic(msg, loc, hint))
+            return
+    ins = [g.nodes[r.src].ttype for r in n.inputs]
+    lo, hi = block.arity
+    if len(ins) < lo or (hi is not None and len(ins) > hi):
+        want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+        names = f" ({', '.join(block.input_names)})" if block.input_names else ""
+        errors.append(Diagnostic(f"`{n.name}` ({n.kind}.{n.type}) takes {want} input(s){names}, got {len(ins)}",
+                                 n.at("in", key=True), "fix `in:`"))
+        return
+    if owner is not None and owner.ttype is not None:
+        owner_ins = [g.nodes[r.src].ttype for r in owner.inputs]
+        for i, (a, b) in enumerate(zip(owner_ins, ins)):
+            if a != b:
+                rel = "is an EMA copy of" if n.ema_of else "shares the weights of"
+                src = g.nodes[n.inputs[i].src]
+                errors.append(Diagnostic(f"`{n.name}` {rel} `{owner.name}`, which takes {a} on input {i}; "
+                                         f"`{src.name}` gives {b}", n.inputs[i].loc or n.loc,
+                                         "shared weights need inputs of the same shape",
+                                         related=[(f"`{owner.name}`", owner.loc)]))
+                return
+    try:
+        n.ttype = block.infer(n.params, ins)
+    except ShapeMismatch as e:
+        if e.index is not None and e.index < len(n.inputs):
+            src = g.nodes[n.inputs[e.index].src]
+            msg = f"`{n.name}` ({n.kind}.{n.type}) {e.message}, `{src.name}` gives {src.ttype}"
+            loc = n.inputs[e.index].loc or n.loc
+            related = [(f"`{src.name}`", src.loc)]
+        else:
+            msg, loc, related = f"`{n.name}` ({n.kind}.{n.type}) {e.message}", n.loc, []
+        errors.append(Diagnostic(msg, loc, e.hint or "check the dims of both ends of this edge", related=related))
+
+
+def _param_hint(block) -> str:
+    fields = block.Params.model_fields
+    return "parameters of " + f"{block.kind}.{block.name}: " + ", ".join(
+        f"{k}" + ("" if f.is_required() else f"={f.default!r}") for k, f in fields.items())
+
+
+def _check_terms(g: Graph, errors: list[Diagnostic]) -> None:
+    for t in g.costs:
+        n = g.nodes[t.node]
+        if n.ttype is not None and (n.ttype.shape != () or not n.ttype.batched):
+            errors.append(Diagnostic(f"cost term `{t.name}` must give one number per sample, gives {n.ttype}", n.loc,
+                                     "planning ranks candidates by per-sample costs"))

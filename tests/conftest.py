@@ -1,0 +1,22 @@
+"""Strict test setup: warnings are errors (pyproject), seeds fixed, paths to the repo's files."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+def spec_files() -> list[Path]:
+    return sorted(p for p in SPECS.iterdir() if p.suffix in (".yaml", ".yml", ".jepa"))
