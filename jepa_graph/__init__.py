@@ -13,7 +13,7 @@ from .model import CompiledModel, check, compile, ema_momentum
 from .registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
 from .spec import Spec
 from .tensors import SCALAR, ShapeMismatch, TType, vec
-from .validate import load, loads
+from .validate import from_dict, load, loads
 
 __version__ = "0.1.0"
 
@@ -39,5 +39,5 @@ def __getattr__(name: str):
 __all__ = [
     "BlockRuntimeError", "BlockType", "CompiledModel", "Diagnostic", "DimInt", "Location", "Params", "SCALAR",
     "ShapeMismatch", "Spec", "SpecError", "TType", "check", "compile", "ema_momentum", "get_block", "list_blocks",
-    "load", "loads", "register_block", "vec",
+    "from_dict", "load", "loads", "register_block", "vec",
 ]

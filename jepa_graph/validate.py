@@ -170,3 +170,15 @@ def _missing_hint(field: str) -> str:
         "shape": "give a per-sample shape, e.g. `shape: [obs]`",
         "kind": "add `kind:` (encoder, predictor, energy, ...)",
     }.get(field, f"add `{field}:`")
+
+
+def from_dict(data: dict, file: str = "<python>.yaml") -> S.Spec:
+    """Build a spec from Python data (the same keys as the YAML syntax).
+
+    The data is written out as YAML first, so errors still point at a line of that text::
+
+        spec = jg.from_dict({"name": "tiny", "inputs": {"x": {"shape": [4]}}, "blocks": {...}})
+    """
+    import yaml
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return loads(text, file)
