@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from .train_config import TrainConfig
+
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
 DimRef = Union[int, Annotated[str, Field(pattern=NAME_RE)]]  # integer literal or a named dim
@@ -193,6 +195,7 @@ class Spec(Strict):
     world_model: WorldModel | None = None
     costs: dict[Name, float] = Field(default_factory=dict)  # planning cost = sum w * C
     levels: list[Level] = Field(default_factory=list)
+    train: TrainConfig | None = None  # optimiser, schedule, data source (jepa_graph.train_config)
     schema_: str | None = Field(default=None, alias="$schema")  # editor hint, ignored
 
     _source: Any = PrivateAttr(default=None)  # RawSpec with positions, set by the front end

@@ -107,6 +107,9 @@ def _allowed_keys(path: tuple, data: Any) -> list[str]:
         return [f.alias or n for n, f in model.model_fields.items()]
     if len(path) == 0:
         return keys(S.Spec)
+    if path[0] == "train":
+        from .train_config import allowed_keys
+        return allowed_keys(tuple(path[1:]))
     if len(path) == 2 and path[0] in _VAR_MODELS:
         return keys(_VAR_MODELS[path[0]])
     if len(path) == 2 and path[0] == "blocks":

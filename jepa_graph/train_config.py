@@ -1,0 +1,124 @@
+"""The ``train:`` section of a spec: optimiser, schedule, data source, run settings.
+
+Strict pydantic, like the rest of the spec, so a typo in ``train:`` (or in a ``key=value``
+override on the command line) is a located error with a "did you mean" hint. Defaults are
+what a small JEPA on a laptop wants; each has a one-line reason.
+
+Example (YAML)::
+
+    train:
+      steps: 2000
+      batch_size: 128
+      optimizer: {name: adamw, lr: 1.0e-3, weight_decay: 0.05}
+      schedule: {warmup: 100, final_lr: 1.0e-5}
+      data: {source: shapes, with: {size: 32}}
+
+Override on the command line: ``jepa-graph train spec.yaml train.optimizer.lr=3e-4 train.steps=500``
+(``train.lr`` is a shorthand for ``train.optimizer.lr``).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class OptimizerConfig(_Strict):
+    """AdamW (default; decoupled weight decay as in I-JEPA/V-JEPA) or SGD with momentum."""
+
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: Annotated[float, Field(gt=0)] = 1e-3  # peak learning rate, reached at the end of warm-up
+    weight_decay: NonNegFloat = 0.01  # small: tiny models underfit before they overfit
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  # SGD only
+    nesterov: bool = False  # SGD only
+
+
+class ScheduleConfig(_Strict):
+    """Learning rate: linear warm-up from 0, then cosine decay to ``final_lr`` (or constant)."""
+
+    kind: Literal["cosine", "constant"] = "cosine"
+    warmup: Annotated[int, Field(ge=0)] = 0  # steps of linear warm-up
+    final_lr: NonNegFloat = 0.0  # learning rate at the last step (cosine)
+
+
+class DataConfig(_Strict):
+    """Where batches come from: a registered source (``jepa_graph.data``) and its parameters.
+
+    ``rename`` maps names the source yields to the spec's input names (``{obs: x}``).
+    """
+
+    source: Annotated[str, Field(min_length=1)]
+    params: dict[str, Any] = Field(default_factory=dict, alias="with")
+    rename: dict[str, str] = Field(default_factory=dict)
+    workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes for map-style datasets
+
+
+class TrainConfig(_Strict):
+    """How to minimise the spec's objective. Every field can be overridden with ``train.key=value``."""
+
+    steps: PosInt = 1000
+    batch_size: PosInt = 64  # global batch; split across ranks under torchrun
+    seed: int = 0
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0  # max global grad norm; null disables
+    device: str = "auto"  # auto: cuda when available, else cpu
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (weights and optimiser stay fp32)
+    data: DataConfig | None = None  # None: the program's example inputs (smoke runs only)
+    log_every: PosInt = 10  # steps between metric lines (JSONL, progress bar)
+    monitor_every: PosInt = 100  # steps between collapse monitors (std, effective rank)
+    checkpoint_every: PosInt = 500  # steps between checkpoints (and one at the end)
+    out: str | None = None  # run folder; default runs/<spec name>
+    compile: bool = False  # torch.compile the loss program
+    latent_steps: PosInt | None = None  # inner z-minimisation steps per batch; default: the latent's own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, v: Any) -> Any:
+        """``lr`` / ``weight_decay`` / ``warmup`` at top level are shorthands (CLI-friendly)."""
+        if not isinstance(v, dict):
+            return v
+        v = dict(v)
+        for key, section in (("lr", "optimizer"), ("weight_decay", "optimizer"), ("warmup", "schedule"),
+                             ("final_lr", "schedule")):
+            if key in v:
+                sub = v.get(section) or {}
+                if isinstance(sub, dict):
+                    v[section] = {**sub, key: v.pop(key)}
+        if isinstance(v.get("optimizer"), str):
+            v["optimizer"] = {"name": v["optimizer"]}
+        if isinstance(v.get("data"), str):
+            v["data"] = {"source": v["data"]}
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, d: str) -> str:
+        if not (d in ("auto", "cpu", "cuda", "mps") or (d.startswith("cuda:") and d[5:].isdigit())):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got `{d}`")
+        return d
+
+
+SHORTHANDS = ("lr", "weight_decay", "warmup", "final_lr")
+
+
+def allowed_keys(path: tuple) -> list[str]:
+    """Valid keys of the mapping at ``path`` inside ``train:`` (for "did you mean" hints)."""
+    model: type[BaseModel] = TrainConfig
+    for part in path:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        sub = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    return keys + list(SHORTHANDS) if model is TrainConfig else keys
