@@ -266,12 +266,29 @@ def ema_momentum(schedule: str, m0: float, m1: float, progress: float) -> float:
 
 def _index_range(g: Graph, node) -> int:
     """Upper bound for random index inputs: the token count of the blocks that take them."""
+    bounds = _index_bounds(g, node) if node is not None else []
+    if bounds:
+        return min(bounds)
     for succ in g.consumers(node.name) if node is not None else []:
         for r in g.nodes[succ].inputs:
             t = g.nodes[r.src].ttype
             if t is not None and t.dtype == "float" and len(t.shape) >= 1:
                 return t.shape[0] if len(t.shape) == 2 else t.shape[-1]
     return node.ttype.shape[-1] if node is not None else 1
+
+
+def _index_bounds(g: Graph, node) -> list[int]:
+    """What the blocks taking index input ``node`` accept (``BlockType.index_bound``), through ports."""
+    out = []
+    for succ in g.consumers(node.name):
+        n = g.nodes[succ]
+        if n.op == "port":
+            out += _index_bounds(g, n)
+        elif n.block is not None:
+            ins = [g.nodes[r.src].ttype for r in n.inputs]
+            out += [b for i, r in enumerate(n.inputs) if r.src == node.name
+                    for b in [n.block.index_bound(n.params, ins, i)] if b is not None]
+    return out
 
 
 def _find_failing_node(prog: fx.GraphModule, inputs: dict) -> str | None:

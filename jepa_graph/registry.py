@@ -70,6 +70,10 @@ class BlockType(ABC):
     def build(self, p: Any, ins: list[TType]) -> nn.Module:
         """The torch module, called as ``module(*inputs)``."""
 
+    def index_bound(self, p: Any, ins: list[TType], index: int) -> int | None:
+        """For an index input (dtype long): one past its largest valid value (the token count), or None."""
+        return None
+
     @classmethod
     def example(cls) -> tuple[dict, list[TType]] | None:
         """Parameters (with dims resolved) and input types for the registry smoke test."""

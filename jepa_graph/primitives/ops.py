@@ -1,0 +1,259 @@
+"""Plumbing ops: concat, stop_grad, layer_norm, pool, reshape, apply_mask, temporal_pool.
+
+Parameter-free (except ``layer_norm`` with ``affine: true``); each has an exact shape rule so a
+miswired spec fails at compile time, naming the op and the input.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import BlockType, DimInt, Params, register_block
+from ..tensors import ShapeMismatch, TType, expect_float, vec
+from .transformer import check_indices, check_tokens, gather_tokens
+
+
+def _per_sample(t: TType, i: int) -> None:
+    expect_float(t, i)
+    if not t.batched:
+        raise ShapeMismatch(f"expects a per-sample tensor on input {i}", i, "[B, ...]",
+                            "a regulariser's batch value is a term of the objective, not a tensor to transform")
+
+
+# ---------------------------------------------------------------------------------- concat
+class Concat(nn.Module):
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=-1)
+
+
+@register_block("concat", kind="op")
+class OpConcat(BlockType):
+    """Concatenate along the feature (last) dim: [..., a], [..., b] -> [..., a + b]."""
+
+    arity = (2, None)
+
+    def infer(self, p, ins):
+        for i, t in enumerate(ins):
+            _per_sample(t, i)
+            if t.shape == ():
+                raise ShapeMismatch(f"concatenates features, not scalars, on input {i}", i, "[B, ..., n]")
+            if t.shape[:-1] != ins[0].shape[:-1]:
+                lead = "[" + ", ".join(["B", *map(str, ins[0].shape[:-1]), "n"]) + "]"
+                raise ShapeMismatch(f"needs every input to agree on all but the last dim: input 0 is {ins[0]}, "
+                                    f"so input {i} should be {lead}", i, lead)
+        return ins[0].with_shape(*ins[0].shape[:-1], sum(t.shape[-1] for t in ins))
+
+    def build(self, p, ins):
+        return Concat()
+
+    @classmethod
+    def example(cls):
+        return {}, [TType((3, 4)), TType((3, 2))]
+
+
+# ------------------------------------------------------------------------------- stop_grad
+class StopGrad(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.detach()
+
+
+@register_block("stop_grad", kind="op")
+class OpStopGrad(BlockType):
+    """Identity forward, no gradient backward (sg[x]); same as `{ref: x, stop_grad: true}` on an edge."""
+
+    def infer(self, p, ins):
+        return ins[0]
+
+    def build(self, p, ins):
+        return StopGrad()
+
+    @classmethod
+    def example(cls):
+        return {}, [vec(4)]
+
+
+# ------------------------------------------------------------------------------ layer_norm
+class LayerNormParams(Params):
+    affine: bool = False  # I-JEPA normalises target tokens without a learned scale and shift
+    eps: float = 1e-6
+
+
+class LayerNormOp(nn.Module):
+    def __init__(self, dim: int, p: LayerNormParams):
+        super().__init__()
+        self.dim, self.eps = dim, p.eps
+        self.weight = nn.Parameter(torch.ones(dim)) if p.affine else None
+        self.bias = nn.Parameter(torch.zeros(dim)) if p.affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, affine={self.weight is not None}"
+
+
+@register_block("layer_norm", kind="op")
+class OpLayerNorm(BlockType):
+    """LayerNorm over the feature (last) dim; no affine parameters unless `affine: true`."""
+
+    Params = LayerNormParams
+
+    def infer(self, p, ins):
+        _per_sample(ins[0], 0)
+        if ins[0].shape == ():
+            raise ShapeMismatch("normalises features, not scalars, on input 0", 0, "[B, ..., n]")
+        return ins[0]
+
+    def build(self, p, ins):
+        return LayerNormOp(ins[0].shape[-1], p)
+
+    @classmethod
+    def example(cls):
+        return {"affine": True}, [TType((3, 4))]
+
+
+# ------------------------------------------------------------------------------------ pool
+class PoolParams(Params):
+    mode: Literal["mean", "max"] = "mean"
+
+
+class TokenPool(nn.Module):
+    """(B, N, D) -> (B, D), or windows of ``stride`` tokens: (B, N, D) -> (B, N / stride, D)."""
+
+    def __init__(self, mode: str, stride: int | None = None):
+        super().__init__()
+        self.mode, self.stride = mode, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride is not None:
+            x = x.unflatten(1, (x.size(1) // self.stride, self.stride))  # (B, N / s, s, D)
+            dim = 2
+        else:
+            dim = 1
+        return x.mean(dim) if self.mode == "mean" else x.amax(dim)
+
+    def extra_repr(self) -> str:
+        return self.mode + (f", stride={self.stride}" if self.stride else "")
+
+
+@register_block("pool", kind="op")
+class OpPool(BlockType):
+    """Mean or max over tokens: [N, D] -> [D]."""
+
+    Params = PoolParams
+
+    def infer(self, p, ins):
+        check_tokens(ins[0], 0)
+        return vec(ins[0].shape[1])
+
+    def build(self, p, ins):
+        return TokenPool(p.mode)
+
+    @classmethod
+    def example(cls):
+        return {"mode": "max"}, [TType((5, 4))]
+
+
+class TemporalPoolParams(Params):
+    mode: Literal["mean", "max"] = "mean"
+    stride: DimInt | None = None  # None: pool all T steps to one; k: windows of k steps -> [T / k, D]
+
+
+@register_block("temporal_pool", kind="op")
+class OpTemporalPool(BlockType):
+    """Pool a sequence over time: [T, D] -> [D], or windows of `stride` steps -> [T / stride, D]."""
+
+    Params = TemporalPoolParams
+
+    def infer(self, p, ins):
+        check_tokens(ins[0], 0, "a sequence [B, T, D]")
+        t, d = ins[0].shape
+        if p.stride is None:
+            return vec(d)
+        if t % p.stride:
+            raise ShapeMismatch(f"pools windows of {p.stride} steps, but the sequence has {t} steps on input 0", 0,
+                                f"[B, T, {d}] with T a multiple of {p.stride}",
+                                f"choose a `stride` that divides {t}")
+        return TType((t // p.stride, d))
+
+    def build(self, p, ins):
+        return TokenPool(p.mode, p.stride)
+
+    @classmethod
+    def example(cls):
+        return {"stride": 2}, [TType((6, 4))]
+
+
+# --------------------------------------------------------------------------------- reshape
+class ReshapeParams(Params):
+    shape: list[DimInt]  # the per-sample target shape, e.g. [3, 32, 32]; the batch dim stays
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.size(0), *self.shape)
+
+    def extra_repr(self) -> str:
+        return str(list(self.shape))
+
+
+@register_block("reshape", kind="op")
+class OpReshape(BlockType):
+    """Reshape each sample to `shape` (same number of elements): [a, b] -> [a * b], [n] -> [C, H, W]."""
+
+    Params = ReshapeParams
+
+    def infer(self, p, ins):
+        _per_sample(ins[0], 0)
+        n = math.prod(p.shape)
+        if n != ins[0].numel:
+            raise ShapeMismatch(f"reshapes to {p.shape} ({n} elements per sample), but input 0 has "
+                                f"{ins[0].numel}", 0, f"[B, ...] with {n} elements")
+        return ins[0].with_shape(*p.shape)
+
+    def build(self, p, ins):
+        return Reshape(tuple(p.shape))
+
+    @classmethod
+    def example(cls):
+        return {"shape": [2, 6]}, [TType((3, 4))]
+
+
+# ------------------------------------------------------------------------------ apply_mask
+class ApplyMask(nn.Module):
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return gather_tokens(x, idx)  # (B, K, D)
+
+
+@register_block("apply_mask", kind="op")
+class OpApplyMask(BlockType):
+    """Keep the tokens at the given indices: tokens [N, D] + indices [K] (long) -> [K, D]."""
+
+    arity = (2, 2)
+    input_names = ("tokens", "indices")
+
+    def infer(self, p, ins):
+        check_tokens(ins[0], 0)
+        check_indices(ins[1], 1, "token indices")
+        n, k = ins[0].shape[0], ins[1].shape[0]
+        if k > n:
+            raise ShapeMismatch(f"keeps at most the {n} tokens of input 0 on input 1", 1, f"[B, <={n}] (long)")
+        return TType((k, ins[0].shape[1]))
+
+    def build(self, p, ins):
+        return ApplyMask()
+
+    def index_bound(self, p, ins, index):
+        return ins[0].shape[0]
+
+    @classmethod
+    def example(cls):
+        return {}, [TType((6, 4)), TType((3,), "long")]
