@@ -1,0 +1,221 @@
+"""Scene -> graphviz: notation per kind, clusters, collapsing, shapes on edges, highlighting.
+
+The output is DOT source (deterministic: items and edges in spec order), which ``dot`` lays out.
+Everything visual is looked up in :mod:`.notation`; this module only decides what is visible
+(collapsed composites) and how it is emphasised (``--highlight``, ``--program``).
+"""
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass, field, replace
+
+import graphviz
+
+from . import notation as N
+from .scene import Edge, Item, Scene
+
+RANKDIRS = ("LR", "TB", "BT", "RL")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Drawing options (all toggles of ``jepa-graph render``)."""
+
+    shapes: bool = True  # tensor shapes on edges
+    params: bool = True  # parameter counts on blocks
+    rankdir: str = "LR"  # LR (left to right) or TB (top to bottom); BT is the paper's upward flow
+    depth: int | None = None  # composite nesting shown expanded; deeper ones collapse (0: all collapsed)
+    highlight: tuple[str, ...] = ()  # blocks or composite instances to outline
+    program: str | None = None  # colour the sub-graph this program uses
+
+
+@dataclass
+class Emphasis:
+    """Graph nodes to outline (``marked``), a program's nodes (``used``) and the ones it is given."""
+
+    marked: set[str] = field(default_factory=set)
+    used: set[str] | None = None
+    given: set[str] = field(default_factory=set)
+    note: str = ""
+
+
+def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.Digraph:
+    emph = emph or Emphasis()
+    items, edges = _collapse(sc, opts.depth)
+    dot = graphviz.Digraph(sc.name, graph_attr={
+        "rankdir": opts.rankdir, "fontname": N.FONT, "fontsize": "12", "labelloc": "t", "nodesep": "0.3",
+        "ranksep": "0.45", "newrank": "true", "label": _graph_label(sc, emph)},
+        node_attr={"fontname": N.FONT, "fontsize": "11", "margin": "0.06,0.03"},
+        edge_attr={"fontname": N.FONT, "fontsize": "9", "fontcolor": "#555555", "arrowsize": "0.7"})
+    tree: dict[tuple[str, ...], list[Item]] = {}
+    for it in items.values():
+        tree.setdefault(it.cluster, []).append(it)
+    _emit(dot, (), tree, sc, opts, emph)
+    for e in edges:
+        dot.edge(_end(e.src, e.src_port), _end(e.dst, e.dst_port), **_edge_attrs(e, opts, emph))
+    return dot
+
+
+# ------------------------------------------------------------------------------- visibility
+def _collapse(sc: Scene, depth: int | None) -> tuple[dict[str, Item], list[Edge]]:
+    """Replace composites nested deeper than ``depth`` by one 3-D box each; drop inner edges."""
+    if depth is None:
+        return sc.items, sc.edges
+    alias: dict[str, str] = {}
+    items: dict[str, Item] = {}
+    for it in sc.items.values():
+        comps = [k for k in it.cluster if sc.clusters[k].kind == "composite"]
+        if len(comps) <= depth:
+            items[it.id] = it
+            continue
+        key = comps[depth]
+        alias[it.id] = key
+        if key not in items:
+            c = sc.clusters[key]
+            outer = it.cluster[:it.cluster.index(key)]
+            inner = [x for x in sc.items.values() if key in x.cluster]
+            blocks = sum(len(x.uses) for x in inner if x.kind not in N.VAR_KINDS)
+            counted = [x.params for x in inner if x.params is not None]
+            items[key] = Item(key, "composite", c.label, f"{blocks} blocks", list(c.members), outer,
+                              params=sum(counted) if counted else None,
+                              error=next((x.error for x in inner if x.error), None))
+    out, seen = [], set()
+    for e in sc.edges:
+        s, d = alias.get(e.src, e.src), alias.get(e.dst, e.dst)
+        if s == d and (e.src in alias or e.dst in alias):
+            continue  # inside one collapsed composite
+        e2 = replace(e, src=s, dst=d, src_port=None if s != e.src else e.src_port,
+                     dst_port=None if d != e.dst else e.dst_port)
+        key = (e2.src, e2.src_port, e2.dst, e2.dst_port, e2.kind)
+        if key not in seen:
+            seen.add(key)
+            out.append(e2)
+    return items, out
+
+
+# ------------------------------------------------------------------------------------ nodes
+def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts: Options, emph: Emphasis) -> None:
+    for it in tree.get(path, []):
+        parent.node(it.id, **_node_attrs(it, opts, emph))
+    children: list[str] = []
+    for p in tree:
+        if len(p) > len(path) and p[:len(path)] == path and p[len(path)] not in children:
+            children.append(p[len(path)])
+    for key in children:
+        c = sc.clusters[key]
+        with parent.subgraph(name="cluster_" + _safe(key)) as sub:
+            attrs = dict(N.CLUSTERS[c.kind], label=c.label, fontname=N.FONT, fontsize="11")
+            attrs["class"] = f"cluster {c.kind}"
+            if key in emph.marked:
+                attrs.update(color=N.HIGHLIGHT_COLOR, penwidth="3")
+            sub.attr(**attrs)
+            _emit(sub, path + (key,), tree, sc, opts, emph)
+
+
+def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
+    g = N.GLYPHS[it.kind]
+    a = g.attrs()
+    if it.kind == "encoder":
+        a.update(N.encoder_attrs(opts.rankdir))
+    if it.kind in N.VAR_KINDS:
+        a.update(width="0.45", fixedsize="false")
+    if it.ema:
+        a["style"] += ",dashed"
+    a["label"] = _label(it, g, opts)
+    classes = ["var" if it.kind in N.VAR_KINDS else "block", it.kind] + (["ema"] if it.ema else [])
+    if len(it.uses) > 1 and it.kind != "composite":
+        classes.append("shared")
+    if emph.used is not None:
+        if emph.used & set(it.uses):
+            a.update(color=N.HIGHLIGHT_COLOR, penwidth="2.6")
+            classes.append("used")
+        elif emph.given & set(it.uses):
+            a.update(color=N.HIGHLIGHT_COLOR, penwidth="2", style=a["style"] + ",dashed")
+            classes.append("given")
+        else:
+            a.update(N.FADED)
+            classes.append("faded")
+    if emph.marked & set(it.uses + [it.id]):
+        a.update(color=N.HIGHLIGHT_COLOR, penwidth="3.2")
+        classes.append("highlight")
+    if it.error:
+        a.update(color=N.ERROR_COLOR, penwidth="2.6", tooltip=it.error)
+        classes.append("error")
+    a["class"] = " ".join(classes)
+    return a
+
+
+def _label(it: Item, g: N.Glyph, opts: Options) -> str:
+    esc = html.escape
+    if it.kind in N.VAR_KINDS or it.kind == "missing":
+        return f"<{esc(it.title)}>"
+    bits = [g.tag, it.detail]
+    if opts.params and it.params:
+        bits.append(f"{N.human(it.params)} params")
+    small = " \u00b7 ".join(esc(b) for b in bits if b)
+    small_html = f'<font point-size="9" color="#444444">{small}</font>' if small else ""
+    err = ""
+    if it.error:
+        err = f'<br/><font point-size="9" color="{N.ERROR_COLOR}">{_wrap(it.error, "<br/>", 36, esc)}</font>'
+    if len(it.uses) > 1 and it.kind != "composite":
+        # one module, several uses: one cell (port) per use, so edges show which use they feed
+        cells = [f'<td port="u{i}" bgcolor="#ffffff">{esc(u.rsplit("/", 1)[-1])}</td>' for i, u in enumerate(it.uses)]
+        body = "<tr>" + "".join(cells) + "</tr>" if opts.rankdir in ("TB", "BT") \
+            else "".join(f"<tr>{c}</tr>" for c in cells)
+        span = len(cells) if opts.rankdir in ("TB", "BT") else 1
+        head = f'<tr><td colspan="{span}" border="0"><b>{esc(it.title)}</b> (shared \u00d7{len(cells)})' \
+               f'{"<br/>" + small_html if small_html else ""}{err}</td></tr>'
+        return f'<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">{head}{body}</table>>'
+    return f"<<b>{esc(it.title)}</b>{'<br/>' + small_html if small_html else ''}{err}>"
+
+
+# ------------------------------------------------------------------------------------ edges
+def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
+    a = dict(N.STROKES[e.kind].attrs)
+    lines = []
+    if e.kind == "error":
+        lines.append(_wrap(e.label, "\n", 40))
+    elif e.kind == "ema":
+        lines.append(e.label)
+    else:
+        if opts.shapes and e.shape:
+            lines.append(e.shape)
+        if e.kind == "stop_grad":
+            lines.append("stop-grad")
+    if lines:
+        a["label"] = "\n".join(lines)
+    a["class"] = e.kind
+    if emph.used is not None and e.kind != "error":
+        src_ok = e.uses[0] in emph.used or e.uses[0] in emph.given
+        if src_ok and e.uses[1] in emph.used and e.kind != "ema":
+            a.update(color=N.HIGHLIGHT_COLOR, penwidth="2")
+            a["class"] += " used"
+        else:
+            a.update(color="#d0d0d0", fontcolor="#c0c0c0")
+            a["class"] += " faded"
+    return a
+
+
+def _graph_label(sc: Scene, emph: Emphasis) -> str:
+    lines = [f"<b>{html.escape(sc.name)}</b>"]
+    if emph.note:
+        lines.append(f'<font point-size="10" color="{N.HIGHLIGHT_COLOR}">{html.escape(emph.note)}</font>')
+    for msg in sc.caption:
+        lines.append(f'<font point-size="10" color="{N.ERROR_COLOR}">{_wrap(msg, "<br/>", 100, html.escape)}</font>')
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _wrap(text: str, sep: str, width: int, esc=lambda s: s) -> str:
+    out = []
+    for para in text.splitlines() or [""]:
+        out += textwrap.wrap(para, width) or [""]
+    return sep.join(esc(x) for x in out)
+
+
+def _end(item: str, port: str | None) -> str:
+    return f"{item}:{port}" if port else item
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key)

@@ -1,0 +1,132 @@
+"""The diagram notation of LeCun's "A Path Towards Autonomous Machine Intelligence", as data.
+
+One :class:`Glyph` per node kind, one :class:`Stroke` per edge kind, one style per cluster
+kind. The layout reads these tables and nothing else decides how a kind looks, so the README's
+notation table, the legend and the tests all come from here.
+
+=============== ============================================ =====================================
+kind            drawn as                                     why
+=============== ============================================ =====================================
+input           shaded grey circle                           an observed variable (x, y)
+latent          open circle                                  inferred by energy minimisation (z)
+action          open double circle, amber                    optimised by planning (a)
+encoder         trapezoid narrowing toward the representation  Enc: x -> s_x, loses information
+predictor       rounded box, green                           a deterministic function
+actor           rounded box, orange                          policy s -> a (Mode-1)
+op              small rounded box, grey                      plumbing (concat, pool, mask...)
+energy          red box, "E"                                 D(s_y, Pred(s_x, z)): a scalar term
+regularizer     light red box with cut corners, "R"          anti-collapse / capacity term
+cost            dark red box, "IC"                           intrinsic cost: fixed, not trained
+critic          red box with a double outline, "TC"          trainable cost (critic)
+composite       3-D box                                      a collapsed composite block
+=============== ============================================ =====================================
+
+EMA targets keep their kind's glyph with a dashed outline; a dashed grey edge labelled with the
+momentum runs from the source to the target. Stop-gradient edges end in a bar at their tail
+(where gradient would have flowed back) and say ``stop-grad``. A module used twice (``share:``)
+is one node with one cell per use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FONT = "Helvetica"
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """How one node kind is drawn (graphviz node attributes) and what it means."""
+
+    shape: str  # graphviz shape; "encoder" is oriented by the layout direction
+    fill: str
+    border: str
+    tag: str  # short symbol from the paper shown before the name ("" for variables)
+    meaning: str
+    style: str = "filled"
+    peripheries: int = 1
+    penwidth: float = 1.2
+
+    def attrs(self) -> dict[str, str]:
+        a = {"shape": self.shape, "style": self.style, "fillcolor": self.fill, "color": self.border,
+             "penwidth": f"{self.penwidth:g}"}
+        if self.peripheries > 1:
+            a["peripheries"] = str(self.peripheries)
+        return a
+
+
+GLYPHS: dict[str, Glyph] = {
+    "input": Glyph("circle", "#c8c8c8", "#222222", "", "observed variable (shaded circle)"),
+    "latent": Glyph("circle", "#ffffff", "#222222", "", "latent variable (open circle)"),
+    "action": Glyph("doublecircle", "#fff4d6", "#8a5a00", "", "action, optimised by planning (double circle)",
+                    peripheries=2),
+    "encoder": Glyph("trapezium", "#dbe8f7", "#2b5c8a", "Enc", "encoder (trapezoid narrowing toward s)"),
+    "predictor": Glyph("box", "#e2f0d9", "#38761d", "Pred", "predictor (rounded box)", style="rounded,filled"),
+    "actor": Glyph("box", "#fce5cd", "#b45f06", "A", "actor / policy (rounded box)", style="rounded,filled"),
+    "op": Glyph("box", "#f3f3f3", "#777777", "", "deterministic op (small rounded box)", style="rounded,filled",
+                penwidth=1.0),
+    "energy": Glyph("box", "#f4cccc", "#cc0000", "E", "energy term D (red box)", penwidth=1.6),
+    "regularizer": Glyph("box", "#fbe3e3", "#cc0000", "R", "regulariser term (red box, cut corners)",
+                         style="filled,diagonals", penwidth=1.6),
+    "cost": Glyph("box", "#ea9999", "#990000", "IC", "intrinsic cost, fixed (dark red box)", penwidth=1.6),
+    "critic": Glyph("box", "#f4cccc", "#990000", "TC", "critic, trainable cost (red box, double outline)",
+                    peripheries=2, penwidth=1.6),
+    "composite": Glyph("box3d", "#eeeeee", "#555555", "", "collapsed composite block (3-D box)"),
+    "unknown": Glyph("box", "#ffffff", "#555555", "?", "block of an unknown kind (spec with errors)"),
+    "missing": Glyph("box", "#ffffff", "#d00000", "?", "reference to a name that does not exist",
+                     style="dashed", penwidth=1.6),
+}
+
+VAR_KINDS = ("input", "latent", "action")
+
+
+def encoder_attrs(rankdir: str) -> dict[str, str]:
+    """The trapezoid's wide side faces the observation, its narrow side the representation."""
+    return {"LR": {"shape": "trapezium", "orientation": "270"},
+            "RL": {"shape": "trapezium", "orientation": "90"},
+            "TB": {"shape": "invtrapezium"},
+            "BT": {"shape": "trapezium"}}[rankdir]
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """How one edge kind is drawn."""
+
+    attrs: tuple[tuple[str, str], ...]
+    meaning: str
+
+
+STROKES: dict[str, Stroke] = {
+    "data": Stroke((("color", "#333333"), ("arrowhead", "normal")), "a tensor flowing forward"),
+    "stop_grad": Stroke((("color", "#333333"), ("dir", "both"), ("arrowtail", "tee"), ("arrowhead", "normal")),
+                        "stop-gradient: a bar where the gradient is cut, labelled `stop-grad`"),
+    "ema": Stroke((("color", "#7f7f7f"), ("style", "dashed"), ("arrowhead", "empty"), ("constraint", "false")),
+                  "EMA: target follows source by momentum (dashed, labelled with m)"),
+    "error": Stroke((("color", "#d00000"), ("fontcolor", "#d00000"), ("penwidth", "2.2")),
+                    "the offending edge of a spec that failed validation, with the error"),
+}
+
+CLUSTERS: dict[str, dict[str, str]] = {
+    "composite": {"style": "rounded,dashed", "color": "#666666", "bgcolor": "#fafafa", "fontcolor": "#333333"},
+    "level": {"style": "rounded", "color": "#6a3d9a", "bgcolor": "#f6f1fb", "fontcolor": "#6a3d9a", "penwidth": "1.5"},
+}
+
+ERROR_COLOR = "#d00000"
+HIGHLIGHT_COLOR = "#1f6fd1"  # --highlight and --program outlines and edges
+FADED = {"fillcolor": "#f7f7f7", "color": "#d0d0d0", "fontcolor": "#b0b0b0"}
+
+
+def human(n: int) -> str:
+    """Parameter count for a label: 950, 3.4k, 1.2M."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k".replace(".0k", "k")
+    return f"{n / 1_000_000:.1f}M".replace(".0M", "M")
+
+
+def table() -> list[tuple[str, str, str]]:
+    """(kind, graphviz shape/style, meaning) rows: the notation as documentation."""
+    rows = [(k, f"{g.shape}, {g.style}, fill {g.fill}" + (f", {g.peripheries} outlines" if g.peripheries > 1 else ""),
+             g.meaning) for k, g in GLYPHS.items()]
+    rows += [(f"edge:{k}", ", ".join(f"{a}={v}" for a, v in s.attrs), s.meaning) for k, s in STROKES.items()]
+    return rows

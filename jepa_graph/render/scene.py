@@ -1,0 +1,181 @@
+"""What a diagram shows, before any graphviz: items (drawn nodes), edges and clusters.
+
+A :class:`Scene` is built from a checked :class:`~jepa_graph.graph.Graph` here, or from a spec
+that failed validation in :mod:`.broken`; :mod:`.layout` turns either into graphviz. Keeping
+this step separate is what lets a broken spec draw with the same notation as a good one.
+
+Rules applied here, from the graph:
+
+* composite ports are pass-throughs, so they are elided: an edge from outside a composite goes
+  straight to the block inside that consumes the port (stop-gradients on either leg survive);
+* blocks that apply the same weights (``share:``) become one item with one cell per use;
+* EMA targets get a dashed edge from their source, labelled with the momentum range;
+* composite instances become clusters (nested by scope), and the nodes of each hierarchy level
+  (``levels:``) a level cluster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..graph import Graph, Node
+
+
+@dataclass
+class Item:
+    """One drawn node. ``uses`` lists the graph nodes drawn by it (several for a shared module)."""
+
+    id: str
+    kind: str  # a key of notation.GLYPHS
+    title: str
+    detail: str = ""  # second label line: block type, parameter count
+    uses: list[str] = field(default_factory=list)
+    cluster: tuple[str, ...] = ()  # keys of the clusters it sits in, outermost first
+    ema: bool = False
+    params: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    kind: str = "data"  # data | stop_grad | ema | error (notation.STROKES)
+    src_port: str | None = None
+    dst_port: str | None = None
+    shape: str = ""  # tensor type flowing along the edge, "[B, 32]"
+    label: str = ""  # EMA momentum, or the error message
+    uses: tuple[str, str] = ("", "")  # graph nodes at both ends (program highlighting)
+
+
+@dataclass
+class Cluster:
+    key: str
+    label: str
+    kind: str  # composite | level
+    members: list[str] = field(default_factory=list)  # graph nodes inside (composites)
+
+
+@dataclass
+class Scene:
+    name: str
+    items: dict[str, Item] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    where: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # graph node -> (item, port)
+    errors: list[Any] = field(default_factory=list)  # Diagnostics (broken specs)
+    caption: list[str] = field(default_factory=list)  # errors that name no node or edge
+
+
+def port(i: int) -> str:
+    return f"u{i}"
+
+
+def from_graph(g: Graph, params: dict[str, int] | None = None) -> Scene:
+    """Scene of a checked graph; ``params`` maps module name -> parameter count."""
+    sc = Scene(g.spec.name)
+    for key, info in sorted(g.composites.items()):
+        sc.clusters[key] = Cluster(key, f"{key.rsplit('/', 1)[-1]} : {info['type']}", "composite")
+    levels = _levels(g)
+    for i, lv in enumerate(g.levels):
+        sc.clusters[f"level:{i}"] = Cluster(f"level:{i}", f"level {i}: {lv['name']} (stride {lv['stride']})", "level")
+
+    groups: dict[str, list[Node]] = {}
+    for n in g.nodes.values():
+        if n.op == "call":
+            groups.setdefault(n.module, []).append(n)
+    for n in g.nodes.values():
+        if n.op == "port":
+            continue
+        if n.is_var:
+            sc.items[n.name] = Item(n.name, n.op, n.name, str(n.ttype) if n.ttype else "", [n.name],
+                                    _cluster(g, n, levels))
+            sc.where[n.name] = (n.name, None)
+            continue
+        uses = groups[n.module]
+        owner = next((u for u in uses if not u.share_of), uses[0])
+        if owner.name not in sc.items:
+            sc.items[owner.name] = _call_item(g, owner, uses, params, _cluster(g, owner, levels))
+        sc.where[n.name] = (owner.name, port(uses.index(n)) if len(uses) > 1 else None)
+
+    for n in g.nodes.values():
+        if n.op != "call":
+            continue
+        for r in n.inputs:
+            src, stop = _source(g, r.src, r.stop_grad)
+            s_item, s_port = sc.where[src]
+            d_item, d_port = sc.where[n.name]
+            t = g.nodes[src].ttype
+            sc.edges.append(Edge(s_item, d_item, "stop_grad" if stop else "data", s_port, d_port,
+                                 str(t) if t is not None else "", uses=(src, n.name)))
+        if n.ema_of:
+            lo, hi = n.ema.range()
+            m = f"{lo:g}" if lo == hi else f"{lo:g}\u2192{hi:g}"
+            sched = "" if lo == hi or n.ema.schedule == "linear" else f" {n.ema.schedule}"
+            s_item, _ = sc.where[n.ema_of]
+            sc.edges.append(Edge(s_item, sc.where[n.name][0], "ema", label=f"EMA m={m}{sched}",
+                                 uses=(n.ema_of, n.name)))
+    for key, c in sc.clusters.items():
+        c.members = [n.name for n in g.nodes.values() if n.scope == key or n.scope.startswith(key + "/")]
+    return sc
+
+
+def _source(g: Graph, name: str, stop: bool) -> tuple[str, bool]:
+    """Follow ports back to the node that computes the value; a stop-gradient anywhere sticks."""
+    n = g.nodes[name]
+    while n.op == "port" and n.inputs:
+        stop = stop or n.inputs[0].stop_grad
+        n = g.nodes[n.inputs[0].src]
+    return n.name, stop
+
+
+def _call_item(g: Graph, owner: Node, uses: list[Node], params: dict[str, int] | None, cluster) -> Item:
+    kind = owner.kind if owner.kind in ("encoder", "predictor", "actor", "op", "energy", "regularizer",
+                                        "cost", "critic") else "unknown"
+    detail = owner.type or ""
+    if owner.ema_of:
+        detail = f"EMA of {g.nodes[owner.ema_of].name.rsplit('/', 1)[-1]} \u00b7 {detail}"
+    if owner.frozen:
+        detail += " \u00b7 frozen"
+    p = params.get(owner.module) if params is not None else None
+    title = owner.name.rsplit("/", 1)[-1]
+    return Item(owner.name, kind, title, detail, [u.name for u in uses], cluster, ema=bool(owner.ema_of), params=p)
+
+
+def _cluster(g: Graph, n: Node, levels: dict[str, int]) -> tuple[str, ...]:
+    """Cluster path of a node: its level (if any), then each enclosing composite instance."""
+    parts = n.scope.split("/") if n.scope else []
+    comps = tuple("/".join(parts[:i + 1]) for i in range(len(parts)))
+    top = parts[0] if parts else n.name
+    lv = levels.get(top)
+    return ((f"level:{lv}",) if lv is not None else ()) + comps
+
+
+def _levels(g: Graph) -> dict[str, int]:
+    """Level index of top-level names (blocks, latents, actions, composite instances).
+
+    Level k holds what its encoder and predictor are computed from, less what lower levels
+    claimed (observed inputs stay outside: they are the data). Other blocks follow their EMA or
+    share source, else the highest level among their inputs (an energy joins its prediction).
+    """
+    if not g.levels:
+        return {}
+    top = lambda name: name.split("/", 1)[0]  # noqa: E731 - composite members count as their instance
+    out: dict[str, int] = {}
+    for k, lv in enumerate(g.levels):
+        core = g.ancestors([x for x in (lv["encoder"], lv["predictor"], lv["action"], lv["latent"]) if x])
+        for name in core:
+            if g.nodes[name].op != "input" and top(name) not in out:
+                out[top(name)] = k
+    for n in g.topo():
+        t = top(n.name)
+        if t in out or n.op == "input":
+            continue
+        rel = n.ema_of or n.share_of
+        if rel and top(rel) in out:
+            out[t] = out[top(rel)]
+            continue
+        ks = [out[top(r.src)] for r in n.inputs if top(r.src) in out]
+        if ks:
+            out[t] = max(ks)
+    return out
