@@ -1,0 +1,191 @@
+"""Every registered block: example, build, forward, output shape == shape rule, gradients; and
+the shape rules reject wrong inputs (a table of bad inputs per block family)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph.primitives.transformer import sincos_table
+from jepa_graph.tensors import ShapeMismatch, TType
+
+BLOCKS = jg.list_blocks()
+B = 3
+
+
+def _params(cls, params: dict):
+    return cls.Params.model_validate(params, context={"dims": {}})
+
+
+def _inputs(block, p, ins: list[TType]) -> list[torch.Tensor]:
+    """Random inputs of the given types; long inputs are distinct valid indices per sample."""
+    xs = []
+    for i, t in enumerate(ins):
+        if t.dtype == "long":
+            hi = block.index_bound(p, ins, i)
+            assert hi is not None, f"{block.kind}.{block.name} takes indices on input {i} but gives no index_bound"
+            xs.append(torch.stack([torch.randperm(hi)[: t.shape[0]] for _ in range(B)]))
+        else:
+            xs.append(torch.randn(B, *t.shape, requires_grad=True))
+    return xs
+
+
+@pytest.mark.parametrize("cls", BLOCKS, ids=lambda c: f"{c.kind}.{c.name}")
+def test_block_smoke(cls):
+    ex = cls.example()
+    assert ex is not None, f"{cls.kind}.{cls.name} has no example() for the smoke test"
+    params, ins = ex
+    block = jg.get_block(cls.kind, cls.name)
+    p = _params(cls, params)
+    want = block.infer(p, ins)
+    module = block.build(p, ins)
+    out = module(*_inputs(block, p, ins))
+    if want.batched:
+        assert tuple(out.shape) == (B, *want.shape)
+    else:
+        assert out.dim() == 0
+    assert torch.isfinite(out).all()
+    trainable = [(n, q) for n, q in module.named_parameters() if q.requires_grad]
+    if trainable:
+        out.float().sum().backward()
+        for n, q in trainable:
+            assert q.grad is not None, f"no gradient reaches `{n}`"
+        assert any(q.grad.abs().sum() > 0 for _, q in trainable)
+
+
+@pytest.mark.parametrize("cls", BLOCKS, ids=lambda c: f"{c.kind}.{c.name}")
+def test_block_documented(cls):
+    assert cls.doc(), f"{cls.kind}.{cls.name} needs a one-line docstring (shown by `info` and diagrams)"
+
+
+def f(*shape):
+    return TType(tuple(shape))
+
+
+def idx(k):
+    return TType((k,), "long")
+
+
+# (kind, name, params, inputs, part of the message): one or more per family
+BAD = [
+    ("encoder", "mlp", {"out": 4}, [idx(3)], "float"),
+    ("predictor", "ac_mlp", {"out": 4}, [f(4), f(2, 2)], "vector"),
+    ("energy", "l2", {}, [f(4), f(5)], "one shape"),
+    ("cost", "goal_distance", {}, [f(4), f(3)], "goal"),
+    ("encoder", "cnn", {"channels": [4]}, [f(12)], r"image \[B, C, H, W\]"),
+    ("encoder", "cnn", {"channels": [4, 4, 4], "kernel": 5, "stride": 2, "padding": 0}, [f(1, 8, 8)],
+     "shrinks the image to nothing at conv layer 1"),
+    ("encoder", "cnn", {"channels": [4, 4], "kernel": [3]}, [f(1, 8, 8)], "`kernel` lists 1 values"),
+    ("encoder", "vit", {"patch": 5, "dim": 8, "heads": 2}, [f(3, 16, 16)], r"height \(16\) divisible by `patch`"),
+    ("encoder", "vit", {"patch": 4, "dim": 8, "heads": 2}, [f(3, 16, 16), f(3)], "long"),
+    ("encoder", "vit", {"patch": 4, "dim": 8, "heads": 2}, [f(3, 8, 8), idx(5)], "at most the 4 tokens"),
+    ("encoder", "vit", {"patch": 4, "dim": 12, "heads": 5}, [f(3, 8, 8)], "divisible by `heads`"),
+    ("encoder", "vit", {"patch": 4, "dim": 6, "heads": 2}, [f(3, 8, 8)], "multiple of 4"),
+    ("encoder", "vit", {"patch": 4, "tubelet": 3, "dim": 16, "heads": 2}, [f(3, 4, 8, 8)], "frames"),
+    ("encoder", "vit", {"patch": 4, "tubelet": 2, "dim": 16, "heads": 2}, [f(3, 8, 8)], "not a clip"),
+    ("predictor", "transformer", {"grid": [4], "width": 8, "heads": 2}, [f(3, 8), idx(2), idx(2)],
+     "one context index per context token"),
+    ("predictor", "transformer", {"grid": [2, 2], "width": 8, "heads": 2}, [f(3, 8), idx(3), idx(5)],
+     "more tokens than the grid"),
+    ("predictor", "transformer", {"grid": [2, 2], "width": 8, "heads": 2}, [f(8), idx(3), idx(2)],
+     r"context tokens \[B, K, D\]"),
+    ("regularizer", "vicreg", {}, [f(4), f(5)], "two branches of one size"),
+    ("regularizer", "vicreg", {}, [idx(4)], "float"),
+    ("regularizer", "barlow_twins", {}, [f(4), TType((), batched=False)], "per-sample"),
+    ("regularizer", "l1", {}, [TType(())], "per-sample"),
+    ("op", "concat", {}, [f(3, 4), f(2, 4)], r"all but the last dim"),
+    ("op", "pool", {}, [f(4)], r"tokens \[B, N, D\]"),
+    ("op", "reshape", {"shape": [3, 3]}, [f(8)], "9 elements per sample"),
+    ("op", "apply_mask", {}, [f(4, 2), idx(5)], "at most the 4 tokens"),
+    ("op", "apply_mask", {}, [f(4, 2), f(2)], "long"),
+    ("op", "temporal_pool", {"stride": 3}, [f(4, 2)], "has 4 steps"),
+    ("op", "layer_norm", {}, [TType(())], "not scalars"),
+]
+
+
+@pytest.mark.parametrize("kind,name,params,ins,match", BAD, ids=lambda v: v if isinstance(v, str) else None)
+def test_shape_rule_rejects(kind, name, params, ins, match):
+    block = jg.get_block(kind, name)
+    with pytest.raises(ShapeMismatch, match=match):
+        block.infer(_params(type(block), params), ins)
+
+
+def test_every_family_has_a_negative_case():
+    families = {c.__module__.rsplit(".", 1)[-1] for c in BLOCKS if c.__module__.startswith("jepa_graph.primitives")}
+    covered = {type(jg.get_block(k, n)).__module__.rsplit(".", 1)[-1] for k, n, *_ in BAD}
+    assert families <= covered, families - covered
+
+
+# ------------------------------------------------------------------ exact shape arithmetic
+@pytest.mark.parametrize("h,w,k,s,pad", [(32, 32, 3, 2, 1), (17, 9, 5, 1, 0), (28, 28, 4, 3, 2), (7, 31, 3, 2, 0)])
+def test_cnn_shape_rule_matches_torch(h, w, k, s, pad):
+    block = jg.get_block("encoder", "cnn")
+    for out in (None, 5):
+        params = {"channels": [4, 6], "kernel": k, "stride": s, "padding": pad}
+        if out:
+            params["out"] = out
+        p = _params(type(block), params)
+        want = block.infer(p, [f(2, h, w)])
+        got = block.build(p, [f(2, h, w)])(torch.randn(2, 2, h, w))
+        assert tuple(got.shape[1:]) == want.shape
+
+
+def test_vit_keep_all_indices_equals_full_encoding():
+    block = jg.get_block("encoder", "vit")
+    p = _params(type(block), {"patch": 4, "dim": 16, "depth": 2, "heads": 4})
+    vit = block.build(p, [f(3, 8, 8)]).eval()
+    x = torch.randn(2, 3, 8, 8)
+    keep = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])
+    full = vit(x)  # (2, 4, 16)
+    torch.testing.assert_close(vit(x, keep)[0], full[0])
+    torch.testing.assert_close(vit(x, keep)[1], full[1].flip(0))  # attention is permutation-equivariant
+    part = vit(x, keep[:, :2])
+    assert part.shape == (2, 2, 16) and not torch.allclose(part[0], full[0, :2])  # masked tokens are unseen
+
+
+def test_vit_video_tubelets_and_sincos_table():
+    block = jg.get_block("encoder", "vit")
+    p = _params(type(block), {"patch": 4, "tubelet": 2, "dim": 16, "depth": 1, "heads": 2})
+    assert block.infer(p, [f(3, 4, 8, 12)]).shape == (2 * 2 * 3, 16)
+    tab = sincos_table(8, (2, 3))  # (6, 8): rows h-major; first half encodes h, second half w
+    assert tab.shape == (6, 8)
+    torch.testing.assert_close(tab[0], torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]))
+    torch.testing.assert_close(tab[4, :4], tab[3, :4])  # same row h=1
+    torch.testing.assert_close(tab[4, 4:], tab[1, 4:])  # same column w=1
+
+
+def test_predictor_follows_target_positions():
+    block = jg.get_block("predictor", "transformer")
+    p = _params(type(block), {"grid": [3, 3], "width": 8, "depth": 1, "heads": 2})
+    ins = [f(4, 6), idx(4), idx(3)]
+    pred = block.build(p, ins).eval()
+    ctx, ci = torch.randn(2, 4, 6), torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    ti = torch.tensor([[8, 5, 4], [0, 1, 2]])
+    out = pred(ctx, ci, ti)
+    swapped = pred(ctx, ci, ti[:, [2, 0, 1]])
+    torch.testing.assert_close(swapped, out[:, [2, 0, 1]])  # each prediction belongs to its position
+
+
+def test_example_inputs_give_valid_indices_through_composites():
+    model = jg.compile(jg.load("specs/ijepa.yaml"))
+    for _ in range(5):
+        ex = model.example_inputs(4)
+        assert int(ex["ctx_idx"].max()) < 16 and int(ex["tgt_idx"].max()) < 16
+
+
+def test_shape_error_in_a_spec_is_located():
+    text = """\
+name: bad_vit
+inputs:
+  image: {shape: [3, 30, 30]}
+blocks:
+  enc: {kind: encoder, type: vit, in: [image], with: {patch: 8, dim: 16, depth: 1, heads: 2}}
+  reg: {kind: regularizer, type: variance_hinge, in: [enc]}
+objective: {reg: 1.0}
+"""
+    with pytest.raises(jg.SpecError) as e:
+        jg.check(jg.loads(text, "bad_vit.yaml"))
+    msg = str(e.value)
+    assert "bad_vit.yaml:5:" in msg
+    assert "`enc` (encoder.vit) needs the height (30) divisible by `patch` (8)" in msg
+    assert "choose a `patch` that divides 30" in msg
