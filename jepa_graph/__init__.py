@@ -33,7 +33,9 @@ _LAZY = {
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # importing jepa_graph.train binds the submodule as `train`; the function wins
+        return value
     raise AttributeError(f"module 'jepa_graph' has no attribute {name!r}")
 
 __all__ = [

@@ -1,0 +1,62 @@
+"""DistributedDataParallel plumbing for ``torchrun``: the same command, any number of processes.
+
+Under ``torchrun --nproc_per_node=N`` the environment carries ``RANK``/``WORLD_SIZE``; the
+trainer joins the process group (nccl on GPU, gloo on CPU), wraps the training program in DDP
+(gradients averaged across ranks), and each rank takes its shard of the global batch. Rank 0
+writes checkpoints and metrics. Without those variables everything here is a no-op.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+
+def setup() -> tuple[int, int, int]:
+    """(rank, world size, local rank); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: this rank's GPU when there is one, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist.is_initialized():
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
+    ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def average(record: dict, device: torch.device) -> dict:
+    """Average float metrics over ranks (each rank logged its shard's values)."""
+    if not dist.is_initialized():
+        return record
+    keys = [k for k, v in record.items() if isinstance(v, float)]
+    t = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= dist.get_world_size()
+    return {**record, **dict(zip(keys, t.tolist()))}
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,92 @@
+"""Training metrics: a JSONL log (one object per line), optional TensorBoard, collapse monitors.
+
+Collapse monitors watch a representation ``s`` (B, D) or tokens (B, N, D):
+
+* ``std``: the per-dimension standard deviation over the batch, averaged (and its minimum).
+  VICReg's variance term keeps it near 1; a collapsed encoder drives it to 0.
+* ``erank``: the effective rank exp(H(p)), p = normalised singular values of the centred
+  batch (Roy & Vetterli 2007; RankMe). 1 when every sample maps to one line, D at best.
+
+A representation is flagged collapsed when its mean std falls below ``STD_FLOOR`` or its
+effective rank below ``ERANK_FLOOR`` (for D > 1); the trainer logs a warning once per run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+STD_FLOOR = 1e-3  # below this, every sample has nearly the same representation
+ERANK_FLOOR = 1.5  # below this, representations lie on about one line
+
+
+@torch.no_grad()
+def collapse_stats(s: torch.Tensor) -> dict[str, float]:
+    """std (mean, min over dims) and effective rank of representations ``s``: (B, D) or (B, ..., D)."""
+    s = s.detach().float()
+    s = s.reshape(-1, s.shape[-1]) if s.dim() > 2 else s.reshape(s.shape[0], -1)
+    if s.shape[0] < 2:
+        return {}
+    std = s.std(dim=0)  # (D,)
+    sv = torch.linalg.svdvals(s - s.mean(dim=0, keepdim=True))  # (min(M, D),)
+    p = sv / sv.sum().clamp_min(1e-12)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum()
+    return {"std": std.mean().item(), "std_min": std.min().item(), "erank": entropy.exp().item(),
+            "dim": float(s.shape[1])}
+
+
+def is_collapsed(stats: dict[str, float]) -> bool:
+    """True when the monitor says the representation carries (almost) no information."""
+    if not stats:
+        return False
+    return stats["std"] < STD_FLOOR or (stats["dim"] > 1 and stats["erank"] < ERANK_FLOOR)
+
+
+class MetricsWriter:
+    """Appends one JSON object per call to ``<run>/metrics.jsonl`` (and TensorBoard if installed).
+
+    ``truncate_after(step)`` drops lines past a step, so a resumed run's log reads as if the
+    run had never stopped.
+    """
+
+    def __init__(self, folder: str | Path, tensorboard: bool = True):
+        self.path = Path(folder) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                self._tb = SummaryWriter(str(self.path.parent / "tb"))
+            except ImportError:
+                log.debug("tensorboard not installed; metrics go to %s only", self.path)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        self.path.write_text("".join(ln + "\n" for ln in keep))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=False) + "\n")
+        if self._tb is not None:
+            step = int(record.get("step", 0))
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k.replace(".", "/"), v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a run: ``path`` is the run folder or its metrics.jsonl."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]

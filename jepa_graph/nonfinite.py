@@ -1,0 +1,50 @@
+"""Find where a NaN/inf came from: the first block whose output (or gradient) is non-finite.
+
+The training program is re-run node by node with an fx Interpreter on the failing batch; the
+first ``call_module`` whose floating output holds a NaN or inf names the culprit. Lowered
+nodes carry their graph name in ``node.meta["jepa_node"]``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+
+
+def _finite(v) -> bool:
+    if isinstance(v, torch.Tensor):
+        return not v.is_floating_point() or bool(torch.isfinite(v).all())
+    if isinstance(v, (tuple, list)):
+        return all(_finite(x) for x in v)
+    if isinstance(v, dict):
+        return all(_finite(x) for x in v.values())
+    return True
+
+
+@torch.no_grad()
+def first_nonfinite_block(prog: fx.GraphModule, inputs: dict[str, torch.Tensor], graph=None) -> str | None:
+    """Graph name of the first block whose output is non-finite on ``inputs`` (None: none is)."""
+    found: list[str] = []
+
+    class Finder(fx.Interpreter):
+        def run_node(self, n: fx.Node):
+            out = super().run_node(n)
+            if not found and n.op == "call_module" and "jepa_node" in n.meta and not _finite(out):
+                found.append(n.meta["jepa_node"])
+            return out
+
+    args = [inputs[n.target] for n in prog.graph.nodes if n.op == "placeholder"]
+    Finder(prog).run(*args)
+    if not found:  # a non-finite input is the culprit when no block is
+        bad = [k for k, v in inputs.items() if not _finite(v)]
+        return bad[0] if bad else None
+    return found[0]
+
+
+def nonfinite_grad_block(model: torch.nn.Module, graph) -> str | None:
+    """The first block (in graph order) with a non-finite parameter gradient."""
+    bad = {name.split(".")[1] for name, p in model.named_parameters()
+           if name.startswith("blocks.") and p.grad is not None and not _finite(p.grad)}
+    for n in graph.topo():
+        if n.op == "call" and n.module in bad:
+            return n.name
+    return None

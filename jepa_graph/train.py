@@ -1,0 +1,364 @@
+"""Training: minimise the spec's objective over the weights.
+
+One step, for the global batch of step ``s`` (each rank keeps its shard under torchrun):
+
+1. latents the batch does not carry are inferred first, z* = argmin_z E(x, y, z), with the
+   weights fixed (:func:`infer_latents`);
+2. the ``TrainStep`` program (lowered from the same graph as ``loss``: the objective, its
+   terms and the monitored representation) runs under autocast (bf16 when asked);
+3. backward through everything but stop-gradient edges, EMA targets and frozen blocks;
+   gradients clipped, AdamW/SGD step, warm-up + cosine learning rate;
+4. EMA targets follow their sources with momentum from their schedule at progress (s+1)/steps.
+
+A non-finite loss stops the run with an error naming the block whose output first went
+non-finite; checkpoints written before it are kept. ``resume=True`` continues bit-identically.
+
+Example::
+
+    model = jg.compile("specs/two_rooms.yaml")
+    result = jg.train(model, steps=500, lr=1e-3)          # data: the spec's `train.data` source
+    result.losses[-1], result.checkpoint
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from pydantic import ValidationError
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .errors import BlockRuntimeError, SpecError
+from .lower import LATENT_PENALTIES, Lowering
+from .metrics import MetricsWriter, collapse_stats, is_collapsed
+from .model import CompiledModel
+from .train_config import TrainConfig
+from . import distributed as dist_util
+from .data import resolve_source
+from .nonfinite import first_nonfinite_block, nonfinite_grad_block
+from .optim import make_optimizer, make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(BlockRuntimeError):
+    """The loss (or its gradient) became NaN or infinite; the message names the block."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did: ``losses`` per step run in this call, logged ``history``, files written."""
+
+    step: int
+    losses: list[float] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    out: Path | None = None
+    checkpoint: Path | None = None
+    collapsed: bool = False
+
+
+def resolve_config(model: CompiledModel, config: TrainConfig | dict | None = None, **overrides: Any) -> TrainConfig:
+    """The spec's ``train:`` section (or defaults), then ``config``, then keyword overrides."""
+    base = model.spec.train or TrainConfig()
+    data = base.model_dump(exclude_unset=False)
+    if isinstance(config, TrainConfig):
+        data = config.model_dump()
+    elif isinstance(config, dict):
+        data = _merge(data, config)
+    data = _merge(data, overrides)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = "train." + ".".join(str(x) for x in err["loc"])
+        raise SpecError(f"`{key}`: {err['msg']}", hint="see jepa_graph.train_config.TrainConfig") from None
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+class Trainer:
+    """Trains a compiled model. ``data``: None (the spec's ``train.data``), a source name, a
+    DataSource, a dict of (N, ...) tensors, or a map-style Dataset (with ``names``).
+
+    ``out``: run folder for ``last.pt`` and ``metrics.jsonl`` (None: nothing written, unless
+    ``train.out`` is set). ``callbacks``: ``f(trainer, step, record)`` after every step.
+    """
+
+    def __init__(self, model: CompiledModel, data: Any = None, config: TrainConfig | dict | None = None, *,
+                 out: str | Path | None = None, resume: bool = False, names: list[str] | None = None,
+                 progress: bool = True, callbacks: list[Callable] = (), tensorboard: bool = True, **overrides: Any):
+        self.cfg = cfg = resolve_config(model, config, **overrides)
+        self.rank, self.world, self.local_rank = dist_util.setup()
+        self.device = dist_util.pick_device(cfg.device, self.local_rank)
+        self.model = model.to(self.device)
+        self.graph = model.graph
+        self.source = resolve_source(model, data, cfg, names)
+        self.out = Path(out) if out is not None else (Path(cfg.out) if cfg.out else None)
+        self.progress, self.callbacks, self.resume = progress, list(callbacks), resume
+        if cfg.batch_size % self.world:
+            raise SpecError(f"train.batch_size={cfg.batch_size} does not split over {self.world} processes",
+                            hint=f"use a multiple of {self.world}")
+
+        g = self.graph
+        self.latent_terms = [t for t in g.objective if t.latent_reg]
+        outputs = {f"term.{t.name}": t.node for t in g.objective if not t.latent_reg}
+        self.monitored = _monitored(g)
+        outputs.update({f"rep.{n}": n for n in self.monitored})
+        self.program = Lowering(g, model).program(outputs, terms={"loss": (g.objective, "loss")}, name="TrainStep")
+        self.input_names = [n.target for n in self.program.graph.nodes if n.op == "placeholder"]
+        self.latents = [n for n in self.input_names if g.nodes.get(n) is not None and g.nodes[n].op == "latent"]
+        self.params = [p for p in self.program.parameters() if p.requires_grad]
+        if not self.params:
+            raise SpecError(f"`{model.spec.name}`: nothing to train (the objective reaches no trainable block)",
+                            hint="check `objective:` and `frozen:`")
+        self.step_module: nn.Module = self.program
+        if cfg.compile:
+            self.step_module = torch.compile(self.step_module)
+        if self.world > 1:
+            self.step_module = dist_util.wrap_ddp(self.step_module, self.device)
+        self.optimizer = make_optimizer(self.params, cfg.optimizer)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.step = 0
+        self.metrics: MetricsWriter | None = None
+        if self.out is not None and self.rank == 0:
+            self.metrics = MetricsWriter(self.out, tensorboard=tensorboard)
+        self._warned_collapse = False
+        self.last_checkpoint: Path | None = None
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out / "last.pt" if self.out is not None else None
+
+    def _resume(self) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            raise SpecError("resume needs a run folder", hint="pass out=... (or set train.out)")
+        if not path.exists():
+            log.warning("no checkpoint at %s; starting from step 0", path)
+            return
+        info = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        self.step = int(info["step"])
+        self.last_checkpoint = path
+        if self.metrics is not None:
+            self.metrics.truncate_after(self.step)
+        log.info("resumed %s at step %d", path, self.step)
+
+    def save(self) -> Path | None:
+        """Write ``<out>/last.pt`` (rank 0 only); other ranks wait so nobody runs ahead."""
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        if self.rank == 0:
+            save_checkpoint(path, self.model, self.optimizer, self.scheduler, step=self.step,
+                            extra={"config": self.cfg.model_dump(mode="json"), "world": self.world})
+        dist_util.barrier()
+        self.last_checkpoint = path
+        return path
+
+    # ------------------------------------------------------------------------------------ steps
+    def next_batch(self, step: int) -> dict[str, torch.Tensor]:
+        batch = self.source.batch(step, self.cfg.batch_size, self.rank, self.world)
+        ren = self.cfg.data.rename if self.cfg.data is not None else {}
+        batch = {ren.get(k, k): v for k, v in batch.items()}
+        missing = [n for n in self.input_names if n not in batch and n not in self.latents]
+        if missing:
+            raise SpecError(f"the data source yields {', '.join(sorted(batch)) or 'nothing'} but "
+                            f"`{self.model.spec.name}` needs {', '.join(missing)}",
+                            hint="pick another source, or map names with train.data.rename {yielded: input}")
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k in self.input_names}
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimiser step on ``batch``; returns the loss and its terms as floats."""
+        cfg = self.cfg
+        if self.latents and any(z not in batch for z in self.latents):
+            batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out = self.step_module(**batch)
+        loss = out["loss"]
+        for t in self.latent_terms:  # already in the loss; recomputed here only to log them
+            out[f"term.{t.name}"] = LATENT_PENALTIES[t.latent_reg](batch[t.node]).mean() * t.weight
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self._nonfinite(batch, f"loss is {value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            if not torch.isfinite(norm):
+                self._nonfinite(batch, f"gradient norm is {float(norm)}",
+                                nonfinite_grad_block(self.model, self.graph))
+        self.optimizer.step()
+        self.scheduler.step()
+        momenta = self.model.update_ema(progress=(self.step + 1) / cfg.steps)
+        self.step += 1
+        rec: dict[str, Any] = {"loss": value}
+        rec.update({k[5:]: _scalar(v) for k, v in out.items() if k.startswith("term.")})
+        rec["lr"] = self.optimizer.param_groups[0]["lr"]
+        rec.update({f"ema.{k}": m for k, m in momenta.items()})
+        self._last_out = out
+        return rec
+
+    def _nonfinite(self, batch: dict, what: str, block: str | None = None) -> None:
+        block = block or first_nonfinite_block(self.program, batch, self.graph)
+        where = f"; block `{block}` first produced a non-finite value" if block else ""
+        loc = f"{self.graph.nodes[block].loc}: " if block and block in self.graph.nodes else ""
+        kept = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "; no checkpoint written yet"
+        raise NonFiniteLoss(f"{loc}training stopped at step {self.step + 1}: {what}{where}{kept}")
+
+    def monitor(self) -> dict[str, float]:
+        """Collapse monitors on the monitored representations of the last step."""
+        stats = {}
+        for n in self.monitored:
+            s = collapse_stats(self._last_out[f"rep.{n}"])
+            stats.update({f"collapse.{n}.{k}": v for k, v in s.items() if k != "dim"})
+            if is_collapsed(s) and not self._warned_collapse:
+                self._warned_collapse = True
+                log.warning("step %d: representation `%s` is collapsing (std %.2g, effective rank %.2f of %d)",
+                            self.step, n, s["std"], s["erank"], s["dim"])
+        return stats
+
+    # ------------------------------------------------------------------------------------- loop
+    def fit(self) -> TrainResult:
+        """Run until ``train.steps``; checkpoints every ``checkpoint_every`` and at the end."""
+        from tqdm.auto import tqdm
+        cfg = self.cfg
+        result = TrainResult(step=self.step, out=self.out)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
+                   desc=self.model.spec.name, dynamic_ncols=True)
+        t0, s0 = time.perf_counter(), self.step
+        try:
+            while self.step < cfg.steps:
+                rec = self.train_step(self.next_batch(self.step))
+                result.losses.append(rec["loss"])
+                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                if self.step % cfg.monitor_every == 0 or self.step == cfg.steps:
+                    rec.update(self.monitor())
+                    logged = True
+                if logged:
+                    rec = dist_util.average(rec, self.device)
+                    rec = {"step": self.step, **rec,
+                           "steps_per_s": (self.step - s0) / max(time.perf_counter() - t0, 1e-9)}
+                    result.history.append(rec)
+                    if self.metrics is not None:
+                        self.metrics.write(rec)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in rec.items()
+                                     if k == "loss" or (k in {t.name for t in self.graph.objective})}, refresh=False)
+                bar.update(1)
+                for cb in self.callbacks:
+                    cb(self, self.step, rec)
+                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.save()
+            result.checkpoint = self.save()
+        finally:
+            bar.close()
+            if self.metrics is not None:
+                self.metrics.close()
+        result.step = self.step
+        result.collapsed = self._warned_collapse
+        return result
+
+
+def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: list[str],
+                  steps: int | None = None) -> dict[str, torch.Tensor]:
+    """Fill latents ``names`` with z* = argmin_z E(batch, z), weights fixed (no weight gradients).
+
+    Uses :func:`jepa_graph.minimize.infer_latents` when that module is present; otherwise a
+    small built-in loop: enumeration of one-hot values for ``discrete(K)`` latents, else
+    ``steps`` of Adam on z from 0 (clamped to a ``box`` domain).
+    """
+    try:
+        from .minimize import infer_latents as minimize_latents
+    except ImportError:
+        minimize_latents = None
+    if minimize_latents is not None:
+        return minimize_latents(model, batch)
+    return _builtin_latents(model, batch, names, steps)
+
+
+def _builtin_latents(model, batch, names, steps):
+    g = model.graph
+    want = model.input_names("energy")
+    out = dict(batch)
+    B = next(iter(batch.values())).shape[0]
+    dev = next(iter(batch.values())).device
+    zs = {n: torch.zeros(B, *g.nodes[n].ttype.shape, device=dev) for n in names}
+    was_training = model.training
+    model.eval()
+    try:
+        discrete = [n for n in names if isinstance(g.nodes[n].decl.domain, object) and
+                    hasattr(g.nodes[n].decl.domain, "discrete")]
+        for n in discrete:  # try each one-hot value, keep the lowest energy per sample
+            K = g.nodes[n].decl.domain.discrete
+            best, best_e = zs[n].clone(), torch.full((B,), float("inf"), device=dev)
+            with torch.no_grad():
+                for k in range(K):
+                    cand = torch.zeros_like(zs[n]).reshape(B, -1)
+                    cand[:, k % cand.shape[1]] = 1.0
+                    cand = cand.reshape(zs[n].shape)
+                    e = model.run("energy", {w: ({**out, **zs, n: cand})[w] for w in want})["energy"]
+                    better = e < best_e
+                    best[better], best_e = cand[better], torch.where(better, e, best_e)
+            zs[n] = best
+        cont = [n for n in names if n not in discrete]
+        if cont:
+            decl = g.nodes[cont[0]].decl.inference
+            params = [zs[n].requires_grad_(True) for n in cont]
+            opt = torch.optim.Adam(params, lr=decl.lr)
+            for _ in range(steps or decl.steps):
+                e = model.run("energy", {w: ({**out, **zs})[w] for w in want})["energy"].sum()
+                grads = torch.autograd.grad(e, params)
+                for p, gr in zip(params, grads):
+                    p.grad = gr
+                opt.step()
+                with torch.no_grad():
+                    for n in cont:
+                        dom = g.nodes[n].decl.domain
+                        if hasattr(dom, "box"):
+                            zs[n].clamp_(*dom.box)
+    finally:
+        model.train(was_training)
+    out.update({n: z.detach() for n, z in zs.items()})
+    return out
+
+
+def _scalar(v: torch.Tensor) -> float:
+    return float(v.detach().float().mean())
+
+
+def _monitored(g) -> list[str]:
+    """Representations to watch for collapse: the world model's encoder, else the first
+    trainable encoder the objective depends on."""
+    if g.world_model:
+        return [g.world_model["encoder"]]
+    need = g.ancestors([t.node for t in g.objective])
+    for n in g.topo():
+        if n.op == "call" and n.kind == "encoder" and not n.ema_of and not n.frozen and n.name in need:
+            return [n.name]
+    return []
+
+
+def train(model: CompiledModel, data: Any = None, steps: int | None = None, **kwargs: Any) -> TrainResult:
+    """Train ``model`` (see :class:`Trainer` for ``data`` and keywords); returns a :class:`TrainResult`.
+
+    Example::
+
+        result = jg.train(model, "two_rooms", steps=1000, lr=1e-3, out="runs/tr")
+    """
+    if steps is not None:
+        kwargs["steps"] = steps
+    return Trainer(model, data, **kwargs).fit()
