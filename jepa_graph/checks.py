@@ -9,7 +9,7 @@ from typing import Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import Diagnostic, did_you_mean
+from .errors import Diagnostic, article, did_you_mean
 from .graph import SCALAR_KINDS, Graph, Node, Term
 
 _REPRESENTATION_KINDS = ("encoder", "predictor", "op", "actor", "port", "input")
@@ -62,7 +62,8 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 errors.append(Diagnostic(f"`{n.name}` shares weights in a loop", n.loc, "one block must own the weights"))
                 continue
             if owner.kind != n.kind:
-                errors.append(Diagnostic(f"`{n.name}` ({n.kind}) shares `{owner.name}`, which is a {owner.kind}", n.loc,
+                errors.append(Diagnostic(f"`{n.name}` ({n.kind}) shares `{owner.name}`, which is {article(owner.kind)}",
+                                         n.at("share", key=False),
                                          "a block can only share the weights of a block of the same kind",
                                          related=[("shared block", owner.loc)]))
                 continue
@@ -76,10 +77,11 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 src = g.nodes[src.share_of]
             if src.ema_of:
                 errors.append(Diagnostic(f"`{n.name}` is an EMA target of `{src.name}`, which is itself an EMA target",
-                                         n.loc, f"take the EMA of `{src.ema_of}` directly"))
+                                         n.at("ema_of", key=False), f"take the EMA of `{src.ema_of}` directly"))
                 continue
             if src.kind not in ("encoder", "predictor") or src.kind != n.kind:
-                errors.append(Diagnostic(f"EMA target `{n.name}` ({n.kind}) copies `{src.name}`, a {src.kind}", n.loc,
+                errors.append(Diagnostic(f"EMA target `{n.name}` ({n.kind}) copies `{src.name}`, {article(src.kind)}",
+                                         n.at("ema_of", key=False),
                                          "an EMA target must copy a block of its own kind: an encoder or a predictor",
                                          related=[("copied block", src.loc)]))
                 continue
@@ -92,8 +94,8 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
             except ValidationError as e:
                 err = e.errors()[0]
                 key = err["loc"][0] if err["loc"] else "with"
-                errors.append(Diagnostic(f"EMA target `{n.name}`: bad `{key}`: {err['msg']}",
-                                         n.loc, "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine`"))
+                errors.append(Diagnostic(f"EMA target `{n.name}`: bad `{key}`: {err['msg'][:1].lower() + err['msg'][1:]}",
+                                         n.at("with", *err["loc"][:1], key=False), "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine`"))
                 continue
             n.ema_of, n.type, n.raw_params, n.dims = src.name, src.type, src.raw_params, src.dims
 
@@ -110,7 +112,7 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
             src = g.nodes[r.src]
             edge = f"`{src.name}` ({_what(src)}) -> `{n.name}` ({_what(n)}) input {i}"
             if src.kind in SCALAR_KINDS:
-                errors.append(Diagnostic(f"{edge}: a {src.kind} gives one number per sample and cannot feed another block",
+                errors.append(Diagnostic(f"{edge}: {article(src.kind)} gives one number per sample and cannot feed another block",
                                          r.loc or n.loc, "energies, costs, critics and regularisers are terms of the "
                                          "objective or the planning cost; list them there", related=[(f"`{src.name}`", src.loc)]))
             elif n.kind in _NO_ACTION_OR_LATENT and src.op in ("action", "latent"):
@@ -122,7 +124,7 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
                                          r.loc or n.loc, "compare a prediction with a target representation"))
         if n.kind == "energy" and len(n.inputs) != 2:
             errors.append(Diagnostic(f"energy `{n.name}` compares two representations, got {len(n.inputs)} input(s)",
-                                     n.loc, "write `in: [prediction, target]`"))
+                                     n.at("in", key=False), "write `in: [prediction, target]`"))
         n.inputs = [r for r in n.inputs if r is not None]
 
 
@@ -159,7 +161,8 @@ def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...
                                  did_you_mean(key, [n for n, v in top.items() if v.kind in allowed], f"{'/'.join(allowed)} blocks")))
         return None
     if node.kind not in allowed:
-        errors.append(Diagnostic(f"{where} term `{key}` is a {_what(node)}, not a {' or '.join(allowed)}", loc,
+        kinds = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
+        errors.append(Diagnostic(f"{where} term `{key}` is {article(_what(node))}, not {article(kinds)}", loc,
                                  f"{where} terms are scalar blocks ({', '.join(allowed)})", related=[(f"`{key}`", node.loc)]))
         return None
     return Term(key, weight, node.name)
@@ -202,8 +205,8 @@ def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
         node = g.nodes.get(ref)
         if node is None or node.op != op or node.kind != kind:
             cands = [n.name for n in g.nodes.values() if n.op == op and n.kind == kind and not n.scope]
-            got = f", but `{ref}` is a {_what(node)}" if node else ""
-            errors.append(Diagnostic(f"{what}.{field} must name a{'n' if kind[0] in 'aeiou' else ''} {kind}{got}",
+            got = f", but `{ref}` is {article(_what(node))}" if node else f", but `{ref}` is not defined"
+            errors.append(Diagnostic(f"{what}.{field} must name {article(kind)}{got}",
                                      at(*path, field, key=False), did_you_mean(ref, cands, f"{kind}s")))
             ok = False
             continue

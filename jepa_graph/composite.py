@@ -117,7 +117,8 @@ class Inliner:
                 loc = at("blocks", name, rel, key=False)
                 if tnode is None or tnode.op != "call":
                     blocks = [k for k, v in table.items() if self.g.nodes[v].op == "call"]
-                    self.errors.append(Diagnostic(f"`{name}` {rel.replace('_', ' ')}s unknown block `{target}`",
+                    verb = "shares" if rel == "share" else "is an EMA target of"
+                    self.errors.append(Diagnostic(f"`{name}` {verb} unknown block `{target}`",
                                                   loc, did_you_mean(target, blocks, "blocks")))
                     continue
                 setattr(node, rel if rel == "ema_of" else "share_of", tnode.name)  # kinds checked in checks.py

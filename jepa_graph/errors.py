@@ -26,10 +26,12 @@ def register_source(filename: str, text: str) -> None:
 
 
 def source_line(filename: str, line: int) -> str | None:
+    """Line ``line`` (1-based) of a registered source; ``""`` just past the end (parsers report
+    an unclosed bracket at end of file there), None when unknown."""
     lines = _SOURCES.get(filename)
-    if lines is None or not 1 <= line <= len(lines):
+    if lines is None or not 1 <= line <= len(lines) + 1:
         return None
-    return lines[line - 1]
+    return lines[line - 1] if line <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,16 @@ class Diagnostic:
 
 def _clip(text: str, col: int, width: int = 160) -> tuple[str, int]:
     """Cut very long lines around the caret; returns (shown text, caret offset)."""
-    text = text.replace("\t", " ")
+    # tabs and control characters would shift or garble the caret line; show them as one cell
+    text = "".join(c if c.isprintable() else ("\ufffd" if c != "\t" else " ") for c in text)
     caret = max(col - 1, 0)
     if len(text) <= width:
         return text, min(caret, len(text))
     start = max(0, min(caret - width // 2, len(text) - width))
     return ("..." if start else "") + text[start:start + width] + "...", caret - start + (3 if start else 0)
+
+
+MAX_SHOWN = 20  # a generated spec can hold thousands of errors; the first ones are what helps
 
 
 class SpecError(Exception):
@@ -90,11 +96,20 @@ class SpecError(Exception):
             diagnostics = [Diagnostic(diagnostics, loc, hint)]
         elif isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
-        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        seen: set[tuple] = set()
+        self.diagnostics: list[Diagnostic] = []
+        for d in diagnostics:  # one fault reached through two paths (a shared block) is one error
+            key = (d.message, d.loc, d.severity)
+            if key not in seen:
+                seen.add(key)
+                self.diagnostics.append(d)
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        return "\n".join(d.format() for d in self.diagnostics)
+        shown = [d.format() for d in self.diagnostics[:MAX_SHOWN]]
+        if len(self.diagnostics) > MAX_SHOWN:
+            shown.append(f"... and {len(self.diagnostics) - MAX_SHOWN} more errors (fix the first ones first)")
+        return "\n".join(shown)
 
     @property
     def first(self) -> Diagnostic:
@@ -103,6 +118,11 @@ class SpecError(Exception):
 
 class BlockRuntimeError(RuntimeError):
     """A block failed while running; names the block, its type and where it is defined."""
+
+
+def article(word: str) -> str:
+    """``"an encoder"``, ``"a predictor"``: messages name kinds with their article."""
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -17,6 +17,8 @@ from .errors import Location, SpecError, Diagnostic, register_source
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 64  # bounds nesting ([[[[...]]]]): a spec is a few levels deep, recursion is not unbounded
+_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 _scalars = yaml.constructor.SafeConstructor()
 
 Path = tuple
@@ -62,6 +64,13 @@ class _Builder:
         if self.count > MAX_NODES:
             raise SpecError("YAML expands to too many nodes (alias bomb?)", _loc(self.raw.file, node.start_mark),
                             f"a spec may hold at most {MAX_NODES} values after alias expansion")
+        if len(path) > MAX_DEPTH:
+            raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", _loc(self.raw.file, node.start_mark),
+                            "a spec is a few levels deep; is a bracket repeated or never closed?")
+        want = _COLLECTION_TAGS.get(type(node))
+        if want is not None and node.tag != want:  # `!!python/object:x {...}`, `!!set`, `!custom [...]`
+            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+                            "specs are plain data: remove the tag")
         self.raw.values.setdefault(path, _loc(self.raw.file, node.start_mark))
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -97,9 +106,14 @@ class _Builder:
     def scalar(self, node: yaml.ScalarNode) -> Any:
         try:
             return _scalars.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as e:
-            raise SpecError(f"unsupported YAML tag `{node.tag}`", _loc(self.raw.file, node.start_mark),
-                            "specs are plain data: remove the `!tag`") from None
+        except yaml.constructor.ConstructorError:
+            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+                            "specs are plain data: remove the tag") from None
+
+
+def _short_tag(tag: str) -> str:
+    """``tag:yaml.org,2002:python/object:os.system`` -> ``!!python/object:os.system`` (as written)."""
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
@@ -109,16 +123,15 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     try:
         docs = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        loc = _loc(file, mark) if mark is not None else Location(file, 1, 1)
-        msg = f"invalid YAML: {e.problem or e.context}"
-        if e.context and e.problem:
-            msg += f" ({e.context})"
-        raise SpecError(msg, loc, _yaml_hint(e.problem or "")) from None
-    except yaml.YAMLError as e:  # reader errors: bad bytes, control characters
-        mark = getattr(e, "position", None)
-        raise SpecError(f"invalid YAML: {e}".splitlines()[0], Location(file, 1, 1),
-                        "a spec must be UTF-8 text") from None
+        raise SpecError(_yaml_diagnostic(e, text, file)) from None
+    except yaml.reader.ReaderError as e:  # control characters (NUL, escape codes) in the text
+        before = text[:e.position]
+        loc = Location(file, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+        raise SpecError(f"invalid character {e.character!r} in the spec ({e.reason})", loc,
+                        "a spec is plain UTF-8 text; remove the control character") from None
+    except RecursionError:  # the pure-Python composer on absurd nesting
+        raise SpecError(f"YAML nested too deeply", Location(file, 1, 1),
+                        "a spec is a few levels deep; is a bracket repeated or never closed?") from None
     if not docs or docs[0] is None:
         raise SpecError("the spec file is empty", Location(file, 1, 1),
                         "a spec needs at least `name:` and `blocks:`")
@@ -132,9 +145,29 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     return raw
 
 
-def _yaml_hint(problem: str) -> str:
-    if "tab" in problem:
+def _yaml_diagnostic(e: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+    """A located diagnostic from a YAML scanner/parser error, in words a spec author uses."""
+    mark = e.problem_mark or e.context_mark
+    loc = _loc(file, mark) if mark is not None else Location(file, 1, 1)
+    lines = text.splitlines()
+    here = lines[mark.line][mark.column:mark.column + 1] if mark is not None and mark.line < len(lines) else ""
+    related = []
+    if here == "\t" or "tab" in (e.problem or ""):
+        msg = "invalid YAML: a tab character where YAML expects spaces"
+    else:
+        msg = f"invalid YAML: {e.problem or e.context}"
+        if e.context and e.problem:
+            msg += f" ({e.context})"
+        if e.context_mark is not None and e.problem_mark is not None and "flow" in (e.context or ""):
+            related.append(("the bracket opens", _loc(file, e.context_mark)))
+    return Diagnostic(msg, loc, _yaml_hint(e.problem or "", here), related=related)
+
+
+def _yaml_hint(problem: str, here: str = "") -> str:
+    if "tab" in problem or here == "\t":
         return "indent with spaces, not tabs"
+    if "expected key" in problem or "expected <block end>" in problem:
+        return "the indentation of this line does not match the lines above: keys of one mapping start in the same column"
     if "mapping values" in problem:
         return "a `key: value` inside a value needs quotes or braces, e.g. `{a: 1}`"
     if "expected ',' or ']'" in problem or "expected ',' or '}'" in problem:

@@ -37,7 +37,8 @@ def infer_shapes(g: Graph) -> None:
     """Fill ``node.ttype``, ``node.params`` and ``node.block`` for every node, or raise SpecError."""
     errors: list[Diagnostic] = []
     for n in g.topo():
-        if any(g.nodes[r.src].ttype is None for r in n.inputs):
+        upstream_ok = all(g.nodes[r.src].ttype is not None for r in n.inputs)
+        if not upstream_ok and n.op != "call":
             continue  # an upstream error was already reported
         try:
             if n.is_var:
@@ -47,7 +48,7 @@ def infer_shapes(g: Graph) -> None:
             elif n.op == "port":
                 _port(g, n, errors)
             else:
-                _call(g, n, errors)
+                _call(g, n, errors, upstream_ok)
         except SpecError as e:
             errors.extend(e.diagnostics)
     _check_terms(g, errors)
@@ -72,7 +73,7 @@ def _port(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
     n.ttype = want
 
 
-def _call(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
+def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True) -> None:
     rel = n.ema_of or n.share_of
     owner = g.nodes[rel] if rel else None
     block = get_block(n.kind, n.type or "", n.at("type", key=False))
@@ -96,13 +97,15 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
                 elif kind == "missing":
                     msg = f"`{where.name}` ({n.kind}.{n.type}) needs parameter `{key}`"
                     hint = f"add `with: {{{key}: ...}}`"
-                    loc = where.at("with", key=True) if "with" in (where.decl.model_fields_set if where.decl else ()) else where.loc
+                    loc = where.at("with", key=True) if "params" in (where.decl.model_fields_set if where.decl else ()) else where.loc
                 else:
                     msg = f"`{where.name}` ({n.kind}.{n.type}) parameter `{key}`: {err['msg'].removeprefix('Value error, ')}"
                     hint = _param_hint(block)
                     loc = where.at("with", *err["loc"]) if key is not None else where.at("with")
                 errors.append(Diagnostic(msg, loc, hint))
             return
+    if not upstream_ok:
+        return  # type and parameters are checked; shapes wait for the upstream error to be fixed
     ins = [g.nodes[r.src].ttype for r in n.inputs]
     lo, hi = block.arity
     if len(ins) < lo or (hi is not None and len(ins) > hi):
