@@ -91,7 +91,7 @@ BAD = [
      "more tokens than the grid"),
     ("predictor", "transformer", {"grid": [2, 2], "width": 8, "heads": 2}, [f(8), idx(3), idx(2)],
      r"context tokens \[B, K, D\]"),
-    ("regularizer", "vicreg", {}, [f(4), f(5)], "two branches of one size"),
+    ("regularizer", "vicreg", {}, [f(4), f(5)], "two inputs of one size"),
     ("regularizer", "vicreg", {}, [idx(4)], "float"),
     ("regularizer", "barlow_twins", {}, [f(4), TType((), batched=False)], "per-sample"),
     ("regularizer", "l1", {}, [TType(())], "per-sample"),
@@ -229,3 +229,28 @@ def test_ijepa_spec_equals_hand_written_wiring():
     out["loss"].backward()
     assert all(p.grad is None for p in blocks["target_encoder"].parameters())  # EMA target: no gradient
     assert blocks["context_encoder"].patch_embed.weight.grad.abs().sum() > 0
+
+
+def _random_ttypes(g: torch.Generator, n: int) -> list[TType]:
+    out = []
+    for _ in range(n):
+        rank = int(torch.randint(0, 5, (1,), generator=g))
+        shape = tuple(int(s) for s in torch.randint(1, 20, (rank,), generator=g))
+        dtype = ["float", "float", "long"][int(torch.randint(0, 3, (1,), generator=g))]
+        out.append(TType(shape, dtype, batched=bool(torch.rand(1, generator=g) > 0.1)))
+    return out
+
+
+@pytest.mark.parametrize("cls", BLOCKS, ids=lambda c: f"{c.kind}.{c.name}")
+def test_shape_rule_answers_any_input_with_a_shape_mismatch(cls):
+    """Bad input types give a ShapeMismatch (a located error), never a Python exception."""
+    params, ins = cls.example()
+    block, p = jg.get_block(cls.kind, cls.name), _params(cls, params)
+    g = torch.Generator().manual_seed(1)
+    lo, hi = cls.arity
+    for _ in range(200):
+        n = int(torch.randint(lo, (hi if hi is not None else lo + 2) + 1, (1,), generator=g))
+        try:
+            block.infer(p, _random_ttypes(g, n))
+        except ShapeMismatch:
+            pass

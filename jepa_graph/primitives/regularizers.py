@@ -101,8 +101,8 @@ def _flat(ins: list[TType]) -> list[int]:
             raise ShapeMismatch(f"expects per-sample embeddings [B, n] on input {i}", i, "[B, n]",
                                 "batch statistics need a batch of vectors, not a scalar")
     if len(ins) == 2 and ins[0].numel != ins[1].numel:
-        raise ShapeMismatch(f"compares two branches of one size: input 0 is {ins[0]}, but input 1", 1, str(ins[0]),
-                            "feed both views through encoders of the same width")
+        raise ShapeMismatch(f"needs two inputs of one size: input 0 is {ins[0]}, but input 1", 1, str(ins[0]),
+                            "two branches (or a mean and its logvar) need the same width")
     return [t.numel for t in ins]
 
 

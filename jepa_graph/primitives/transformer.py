@@ -118,9 +118,9 @@ def check_tokens(t: TType, index: int, name: str = "tokens [B, N, D]") -> None:
 class TransformerPredictorParams(Params):
     grid: Annotated[list[DimInt], Field(min_length=1, max_length=3)]  # token grid of the encoder, e.g. [4, 4] (2-D) or [4, 4, 4] (time, h, w)
     width: DimInt = 384  # predictor width (I-JEPA: narrower than the encoder)
-    depth: int = 6
+    depth: Annotated[int, Field(ge=0)] = 6
     heads: DimInt = 6
-    mlp_ratio: float = 4.0
+    mlp_ratio: Annotated[float, Field(gt=0)] = 4.0
     pos: Literal["sincos", "learned"] = "sincos"
 
 

@@ -7,10 +7,11 @@ context encoder sees the visible patches alone, its EMA target sees them all.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn as nn
+from pydantic import Field
 
 from ..registry import BlockType, DimInt, Params, register_block
 from ..tensors import ShapeMismatch, TType, vec
@@ -29,7 +30,7 @@ def _image(t: TType, index: int, ranks: tuple[int, ...] = (3,)) -> None:
 
 # ------------------------------------------------------------------------------------ cnn
 class CNNParams(Params):
-    channels: list[DimInt]  # output channels of each conv layer
+    channels: Annotated[list[DimInt], Field(min_length=1)]  # output channels of each conv layer
     kernel: int | list[int] = 3  # one size for all layers, or one per layer
     stride: int | list[int] = 2
     padding: int | list[int] = 1
@@ -120,9 +121,9 @@ class ViTParams(Params):
     patch: DimInt = 16  # patch side in pixels
     tubelet: DimInt = 1  # frames per token for clips [C, T, H, W] (V-JEPA uses 2)
     dim: DimInt = 192  # token width
-    depth: int = 12
+    depth: Annotated[int, Field(ge=0)] = 12  # transformer blocks
     heads: DimInt = 3
-    mlp_ratio: float = 4.0
+    mlp_ratio: Annotated[float, Field(gt=0)] = 4.0  # MLP hidden width / dim
     pos: Literal["sincos", "learned"] = "sincos"  # fixed 2-D/3-D sin-cos (I-JEPA) or trained table
 
 
