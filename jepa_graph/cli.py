@@ -19,6 +19,8 @@ from .errors import BlockRuntimeError, SpecError
 EXTERNAL = [
     ("fmt", "jepa_graph.fmt", "convert between YAML and .jepa losslessly, or reformat in place"),
     ("render", "jepa_graph.render", "draw the architecture diagram (svg, png, pdf, dot)"),
+    ("train", "jepa_graph.train_cli", "train on the spec's data source: checkpoints, metrics (key=value overrides)"),
+    ("plot", "jepa_graph.train_cli", "draw a run's loss terms and collapse monitors to PNG"),
 ]
 
 
@@ -144,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         sp = sub.add_parser(name, help=help_)
-        mod.add_arguments(sp)
-        sp.set_defaults(func=mod.run)
+        add, run = mod.COMMANDS[name] if hasattr(mod, "COMMANDS") else (mod.add_arguments, mod.run)  # several per module
+        add(sp)
+        sp.set_defaults(func=run)
 
     sp = sub.add_parser("demo", help="the main job on the built-in default")
     sp.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")

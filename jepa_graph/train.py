@@ -93,11 +93,14 @@ class Trainer:
 
     ``out``: run folder for ``last.pt`` and ``metrics.jsonl`` (None: nothing written, unless
     ``train.out`` is set). ``callbacks``: ``f(trainer, step, record)`` after every step.
+    ``meta``: plain data stored in checkpoints. Other keywords override ``train:`` fields
+    (``steps=500, lr=3e-4, batch_size=32``).
     """
 
     def __init__(self, model: CompiledModel, data: Any = None, config: TrainConfig | dict | None = None, *,
                  out: str | Path | None = None, resume: bool = False, names: list[str] | None = None,
-                 progress: bool = True, callbacks: list[Callable] = (), tensorboard: bool = True, **overrides: Any):
+                 progress: bool = True, callbacks: list[Callable] = (), tensorboard: bool = True,
+                 meta: dict[str, Any] | None = None, **overrides: Any):
         self.cfg = cfg = resolve_config(model, config, **overrides)
         self.rank, self.world, self.local_rank = dist_util.setup()
         self.device = dist_util.pick_device(cfg.device, self.local_rank)
@@ -105,7 +108,7 @@ class Trainer:
         self.graph = model.graph
         self.source = resolve_source(model, data, cfg, names)
         self.out = Path(out) if out is not None else (Path(cfg.out) if cfg.out else None)
-        self.progress, self.callbacks, self.resume = progress, list(callbacks), resume
+        self.progress, self.callbacks, self.resume, self.meta = progress, list(callbacks), resume, dict(meta or {})
         if cfg.batch_size % self.world:
             raise SpecError(f"train.batch_size={cfg.batch_size} does not split over {self.world} processes",
                             hint=f"use a multiple of {self.world}")
@@ -164,7 +167,7 @@ class Trainer:
             return None
         if self.rank == 0:
             save_checkpoint(path, self.model, self.optimizer, self.scheduler, step=self.step,
-                            extra={"config": self.cfg.model_dump(mode="json"), "world": self.world})
+                            extra={"config": self.cfg.model_dump(mode="json"), "world": self.world, **self.meta})
         dist_util.barrier()
         self.last_checkpoint = path
         return path
@@ -275,65 +278,11 @@ class Trainer:
 
 def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: list[str],
                   steps: int | None = None) -> dict[str, torch.Tensor]:
-    """Fill latents ``names`` with z* = argmin_z E(batch, z), weights fixed (no weight gradients).
-
-    Uses :func:`jepa_graph.minimize.infer_latents` when that module is present; otherwise a
-    small built-in loop: enumeration of one-hot values for ``discrete(K)`` latents, else
-    ``steps`` of Adam on z from 0 (clamped to a ``box`` domain).
-    """
-    try:
-        from .minimize import infer_latents as minimize_latents
-    except ImportError:
-        minimize_latents = None
-    if minimize_latents is not None:
-        return minimize_latents(model, batch)
-    return _builtin_latents(model, batch, names, steps)
-
-
-def _builtin_latents(model, batch, names, steps):
-    g = model.graph
-    want = model.input_names("energy")
-    out = dict(batch)
-    B = next(iter(batch.values())).shape[0]
-    dev = next(iter(batch.values())).device
-    zs = {n: torch.zeros(B, *g.nodes[n].ttype.shape, device=dev) for n in names}
-    was_training = model.training
-    model.eval()
-    try:
-        discrete = [n for n in names if isinstance(g.nodes[n].decl.domain, object) and
-                    hasattr(g.nodes[n].decl.domain, "discrete")]
-        for n in discrete:  # try each one-hot value, keep the lowest energy per sample
-            K = g.nodes[n].decl.domain.discrete
-            best, best_e = zs[n].clone(), torch.full((B,), float("inf"), device=dev)
-            with torch.no_grad():
-                for k in range(K):
-                    cand = torch.zeros_like(zs[n]).reshape(B, -1)
-                    cand[:, k % cand.shape[1]] = 1.0
-                    cand = cand.reshape(zs[n].shape)
-                    e = model.run("energy", {w: ({**out, **zs, n: cand})[w] for w in want})["energy"]
-                    better = e < best_e
-                    best[better], best_e = cand[better], torch.where(better, e, best_e)
-            zs[n] = best
-        cont = [n for n in names if n not in discrete]
-        if cont:
-            decl = g.nodes[cont[0]].decl.inference
-            params = [zs[n].requires_grad_(True) for n in cont]
-            opt = torch.optim.Adam(params, lr=decl.lr)
-            for _ in range(steps or decl.steps):
-                e = model.run("energy", {w: ({**out, **zs})[w] for w in want})["energy"].sum()
-                grads = torch.autograd.grad(e, params)
-                for p, gr in zip(params, grads):
-                    p.grad = gr
-                opt.step()
-                with torch.no_grad():
-                    for n in cont:
-                        dom = g.nodes[n].decl.domain
-                        if hasattr(dom, "box"):
-                            zs[n].clamp_(*dom.box)
-    finally:
-        model.train(was_training)
-    out.update({n: z.detach() for n, z in zs.items()})
-    return out
+    """``batch`` with z* = argmin_z E(batch, z) filled in for latents ``names`` (weights fixed),
+    by :func:`jepa_graph.minimize.infer_latents` with each latent's declared inference method."""
+    from .minimize import infer_latents as minimize_latents
+    kw = {"steps": steps} if steps is not None else {}
+    return minimize_latents(model, batch, over=list(names), **kw)
 
 
 def _scalar(v: torch.Tensor) -> float:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import Location, SpecError, did_you_mean
 
 _SOURCES: dict[str, type["DataSource"]] = {}
-_BUILTIN = ("two_rooms", "shapes", "video", "fork")  # modules that register on import
+_BUILTIN = ("two_rooms", "shapes", "video", "fork_source")  # modules that register on import
 
 
 class SourceParams(BaseModel):

@@ -1,0 +1,26 @@
+"""The ``fork`` data source: the seeds' fork in the road (generator in :mod:`jepa_graph.data.fork`).
+
+Yields ``x`` (state before the fork) and ``y`` (state after it, on the left or right branch
+at random: a bimodal next state), both (B, 4), plus ``branch`` (B,) for evaluation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field
+
+from . import DataSource, SourceParams, register_source
+from .fork import ForkRoad, make_fork
+
+
+@register_source("fork")
+class ForkSource(DataSource):
+    class Params(SourceParams):
+        angle: float = Field(math.pi / 6, gt=0, lt=math.pi / 2)  # half-angle between the branches
+        noise: float = Field(0.02, ge=0)  # observation noise on y
+
+    def sample(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        d = make_fork(n, seed=seed, road=ForkRoad(angle=self.p.angle, noise=self.p.noise))
+        return {"x": d["x"], "y": d["y"], "branch": d["branch"]}

@@ -1,0 +1,149 @@
+"""Checkpoints: round trip, atomic writes, weights_only loading, spec mismatch, and exact resume
+after SIGKILL (bit-identical losses on CPU)."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, spec_hash
+from jepa_graph.train import Trainer
+
+from conftest import ROOT, SPECS
+
+TINY = """
+name: tiny_ema
+inputs: {x: {shape: [6]}, x_next: {shape: [6]}}
+blocks:
+  enc:    {kind: encoder, type: mlp, in: [x], with: {hidden: [16], out: 4}}
+  target: {kind: encoder, ema_of: enc, in: [x_next], with: {momentum: [0.9, 1.0]}}
+  pred:   {kind: predictor, type: mlp, in: [enc], with: {hidden: [16], out: 4}}
+  E:      {kind: energy, type: l2, in: [pred, target]}
+  reg:    {kind: regularizer, type: vicreg, in: [enc]}
+objective: {E: 1.0, reg: 0.1}
+train: {steps: 12, batch_size: 8, log_every: 1, checkpoint_every: 4, lr: 0.01, warmup: 2}
+"""
+
+
+def _tiny(text: str = TINY, seed: int = 0):
+    return jg.compile(jg.loads(text, "tiny.yaml"), seed=seed)
+
+
+def test_round_trip_restores_weights_ema_optimizer_scheduler_rng(tmp_path):
+    tr = Trainer(_tiny(), progress=False, steps=5)
+    tr.fit()
+    path = save_checkpoint(tmp_path / "c.pt", tr.model, tr.optimizer, tr.scheduler, step=5, extra={"note": "x"})
+    after_save = torch.rand(3)
+    tr2 = Trainer(_tiny(seed=1), progress=False, steps=5)
+    assert not torch.equal(next(tr2.model.blocks.target.parameters()), next(tr.model.blocks.target.parameters()))
+    info = load_checkpoint(path, tr2.model, tr2.optimizer, tr2.scheduler)
+    assert torch.equal(torch.rand(3), after_save)  # RNG restored to the moment of saving
+    assert info["step"] == 5 and info["extra"]["note"] == "x"
+    for (k, a), b in zip(tr.model.state_dict().items(), tr2.model.state_dict().values()):
+        assert torch.equal(a, b), k  # includes the EMA target
+    assert tr2.optimizer.state_dict()["state"].keys() == tr.optimizer.state_dict()["state"].keys()
+    assert tr2.scheduler.last_epoch == tr.scheduler.last_epoch == 5
+    assert "tiny_ema" in info["spec_text"] and info["spec_hash"] == spec_hash(tr.model.spec)
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    model = _tiny()
+    path = save_checkpoint(tmp_path / "c.pt", model, step=1)
+    before = path.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, step=2)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temporary file left
+
+
+def test_spec_mismatch_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", _tiny(), step=1)
+    other = _tiny(TINY.replace("out: 4}}\n  target", "out: 5}}\n  target").replace("out: 4}}\n  E", "out: 5}}\n  E"))
+    with pytest.raises(jg.SpecError, match=r"written for spec `tiny_ema` \(hash [0-9a-f]{12}\), but the model"):
+        load_checkpoint(path, other)
+    # a changed `train:` section is the same architecture: resuming with more steps is allowed
+    longer = _tiny(TINY.replace("steps: 12", "steps: 99"))
+    assert load_checkpoint(path, longer)["step"] == 1
+
+
+def test_loading_never_unpickles_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    bad = tmp_path / "evil.pt"
+    with open(bad, "wb") as f:
+        pickle.dump({"format": 1, "x": Evil()}, f)
+    with pytest.raises(jg.SpecError, match="not a readable jepa-graph checkpoint"):
+        read_checkpoint(bad)
+    with pytest.raises(jg.SpecError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_in_process_is_exact(tmp_path):
+    ref = Trainer(_tiny(), progress=False).fit().losses
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_6(trainer, step, rec):
+        seen.append(rec["loss"])
+        if step == 6:
+            raise Stop
+
+    with pytest.raises(Stop):  # checkpoint at step 4; steps 5 and 6 are lost
+        Trainer(_tiny(), out=tmp_path, progress=False, callbacks=[stop_at_6]).fit()
+    rest = Trainer(_tiny(seed=5), out=tmp_path, progress=False, resume=True).fit()
+    assert rest.losses == ref[4:] and seen == ref[:6]
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import jepa_graph as jg
+    from jepa_graph.train import Trainer
+    from test_checkpoint import TINY
+    out, kill_at = sys.argv[1], int(sys.argv[2])
+
+    def die(trainer, step, rec):
+        if step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as if the machine went away
+
+    model = jg.compile(jg.loads(TINY, "tiny.yaml"), seed=0)
+    Trainer(model, out=out, progress=False, tensorboard=False, callbacks=[die]).fit()
+""")
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(KILLED.format(tests=str(ROOT / "tests")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = tmp_path / "run"
+    killed = subprocess.run([sys.executable, str(script), str(run), "7"], env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL between the checkpoints at 4 and 8
+    assert read_checkpoint(run / "last.pt")["step"] == 4
+    resumed = Trainer(_tiny(seed=3), out=run, resume=True, progress=False, tensorboard=False).fit()
+    assert resumed.losses and resumed.step == 12
+
+    ref = Trainer(_tiny(), out=tmp_path / "ref", progress=False, tensorboard=False).fit()
+    got = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in got] == list(range(1, 13))  # steps 5..7 of the killed run were dropped
+    keys = ("loss", "E", "reg", "lr", "ema.target")
+    assert [[r[k] for k in keys] for r in got] == [[r[k] for k in keys] for r in ref.history]
+    a = torch.load(run / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
