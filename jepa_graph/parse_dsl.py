@@ -1,0 +1,338 @@
+"""The ``.jepa`` front end: lark grammar (``jepa.lark``) -> the same :class:`RawSpec` as the YAML.
+
+The transformer builds plain data with the YAML syntax's keys (``inputs``, ``blocks``,
+``objective``, ...) and records a :class:`~jepa_graph.errors.Location` for every path, so
+schema, reference and shape errors found later point into the ``.jepa`` file. Sugar that has
+no YAML counterpart is expanded here: ``ema(enc)(x)`` and ``enc(goal)`` take their kind from
+the block they copy, ``sg(x)`` is ``{ref: x, stop_grad: true}``, and an inline shared block
+``cost.goal_distance(pred, enc(goal))`` becomes a block named ``enc_goal`` placed just before
+its user (so the conversion to YAML and back is lossless).
+
+Example::
+
+    raw = parse_dsl("jepa tiny\\ninput x : [4]\\nenc = encoder.mlp(x, out=2)\\n", "tiny.jepa")
+    raw.data["blocks"]["enc"]  # {'kind': 'encoder', 'type': 'mlp', 'in': ['x'], 'with': {'out': 2}}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
+
+from .errors import Diagnostic, Location, SpecError, did_you_mean, register_source
+from .parse_yaml import RawSpec
+
+MAX_DEPTH = 48  # bracket nesting; deeper input is garbage, and the tree walk is recursive
+OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+CLOSERS = {v: k for k, v in OPENERS.items()}
+SYMBOL = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
+VAR_SECTIONS = {"input": "inputs", "latent": "latents", "action": "actions"}
+PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
+
+
+class Brackets:
+    """Post-lexer: drops newlines inside ( ) and [ ], keeps them as separators inside { }.
+
+    It also ends the file with a newline, and records open brackets so a parse error can say
+    which bracket was left open.
+    """
+
+    always_accept = ("_NL",)
+
+    def __init__(self):
+        self.file = "<string>"
+        self.stack: list[Token] = []
+
+    def process(self, stream):
+        self.stack = []
+        prev, last = None, None
+        for tok in stream:
+            t = tok.type
+            if t == "_NL":
+                if (self.stack and self.stack[-1].type != "LBRACE") or prev in (None, "_NL", "LBRACE", "COMMA"):
+                    if not (prev == "COMMA" and not self.stack):
+                        continue
+                yield tok
+            else:
+                if t in OPENERS:
+                    self.stack.append(tok)
+                    if len(self.stack) > MAX_DEPTH:
+                        raise SpecError(f"brackets nested more than {MAX_DEPTH} deep", _tok_loc(self.file, tok),
+                                        "a spec never needs this much nesting; is the file garbled?")
+                elif t in CLOSERS:
+                    if not self.stack:
+                        raise SpecError(f"unmatched `{SYMBOL[t]}`", _tok_loc(self.file, tok),
+                                        "remove it, or add the opening bracket it closes")
+                    opened = self.stack.pop()
+                    if OPENERS[opened.type] != t:
+                        raise SpecError(f"`{SYMBOL[t]}` closes `{SYMBOL[opened.type]}`", _tok_loc(self.file, tok),
+                                        f"close `{SYMBOL[opened.type]}` (opened at line {opened.line}, column "
+                                        f"{opened.column}) with `{SYMBOL[OPENERS[opened.type]]}` first")
+                yield tok
+            prev, last = t, tok
+        if prev not in (None, "_NL"):
+            yield Token.new_borrow_pos("_NL", "\n", last)
+
+
+@lru_cache(maxsize=1)
+def _grammar() -> str:
+    return (Path(__file__).with_name("jepa.lark")).read_text()
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    """The LALR parser (built once; lark caches the tables)."""
+    return Lark(_grammar(), parser="lalr", lexer="contextual", postlex=Brackets(), propagate_positions=True,
+                maybe_placeholders=True)
+
+
+def _tok_loc(file: str, tok) -> Location:
+    return Location(file, getattr(tok, "line", None) or 1, getattr(tok, "column", None) or 1)
+
+
+@dataclass
+class V:
+    """A parsed value with its position; ``kids`` holds (key location, V) per key, or V per item."""
+
+    data: Any
+    loc: Location
+    kids: Any = None
+
+
+def _mapping(pairs: list[tuple[Any, Location, V]], file: str, what: str) -> V:
+    data, kids = {}, {}
+    for key, kloc, val in pairs:
+        if key in kids:
+            raise SpecError(Diagnostic(f"`{key}` is given twice in {what}", kloc, "give each key once",
+                                       related=[("first given", kids[key][0])]))
+        data[key], kids[key] = val.data, (kloc, val)
+    loc = pairs[0][1] if pairs else Location(file, 1, 1)
+    return V(data, loc, kids)
+
+
+@dataclass
+class Inline:
+    """``head(args)`` used as an input: ``sg(x)`` or an inline shared block ``enc(goal)``."""
+
+    head: str
+    loc: Location
+    edges: list
+    kwargs: list
+
+
+@v_args(inline=True)
+class Build(Transformer):
+    """Parse tree -> statements (tagged tuples) holding :class:`V` values."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def at(self, x) -> Location:
+        if isinstance(x, V):
+            return x.loc
+        if isinstance(x, Token):
+            return _tok_loc(self.file, x)
+        return Location(self.file, x.line, x.column)
+
+    # -------------------------------------------------------------------------- values
+    def number(self, neg, tok):
+        t = tok.type
+        val = {"INF": float("inf"), "NAN": float("nan")}.get(t) if t in ("INF", "NAN") else \
+            (int(tok) if t == "INT" else float(tok))
+        return V(-val if neg is not None else val, self.at(neg if neg is not None else tok))
+
+    def neg(self, tok):
+        return tok
+
+    def string(self, tok):
+        try:
+            return V(json.loads(tok), self.at(tok))
+        except ValueError:
+            raise SpecError("bad escape in string", self.at(tok),
+                            'strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX') from None
+
+    def dotted(self, *names):
+        text = ".".join(names)
+        if text in PYTHON_LITERALS:
+            raise SpecError(f"`{text}` is Python; .jepa writes `{PYTHON_LITERALS[text]}`", self.at(names[0]),
+                            f'write `{PYTHON_LITERALS[text]}`, or `"{text}"` for the string')
+        return V(text, self.at(names[0]))
+
+    def true(self, tok):
+        return V(True, self.at(tok))
+
+    def false(self, tok):
+        return V(False, self.at(tok))
+
+    def null(self, tok):
+        return V(None, self.at(tok))
+
+    def range(self, lo, hi):
+        return V([lo.data, hi.data], lo.loc, [lo, hi])
+
+    @v_args(meta=True, inline=True)
+    def list(self, meta, *items):
+        items = [i for i in items if i is not None]
+        return V([i.data for i in items], Location(self.file, meta.line, meta.column), items)
+
+    @v_args(meta=True, inline=True)
+    def mapping(self, meta, *entries):
+        out = _mapping([e for e in entries if e is not None], self.file, "this mapping")
+        out.loc = Location(self.file, meta.line, meta.column)
+        return out
+
+    def entry(self, key, value):
+        return (self._key(key), self.at(key), value)
+
+    kwarg = entry
+
+    def _key(self, key):
+        return json.loads(key) if key.type == "STRING" else str(key)
+
+    def kwargs(self, *kws):
+        return _mapping(list(kws), self.file, "this statement")
+
+    # ------------------------------------------------------------------- block calls
+    def ref(self, head, tail):
+        return V(f"{head}.{tail}" if tail is not None else str(head), self.at(head))
+
+    def inline(self, head, args):
+        return Inline(head, self.at(head), *(args or ([], [])))
+
+    def args(self, *items):
+        edges, kwargs = [], []
+        for item in items:
+            if item is None:
+                continue
+            if isinstance(item, tuple):  # (key, key location, value)
+                kwargs.append(item)
+            else:
+                if kwargs:
+                    raise SpecError("an input comes after a keyword argument", self._edge_loc(item),
+                                    "write the inputs first, then the parameters: `mlp(x, y, out=state)`")
+                edges.append(item)
+        return edges, kwargs
+
+    def _edge_loc(self, item):
+        return item.loc
+
+    def callee(self, head, tail):
+        return head, tail
+
+    def second_args(self, args):
+        return args or ([], [])
+
+    def call(self, callee, args, second):
+        return ("call", callee, args or ([], []), second, None)
+
+    def frozen_call(self, call):
+        kw = call  # ("call", callee, args, second, frozen)
+        return kw[:4] + (True,)
+
+    # -------------------------------------------------------------------- statements
+    def header(self, name):
+        return ("header", name)
+
+    def description(self, tok):
+        return ("description", tok, self.string(tok))
+
+    def schema(self, tok):
+        return ("schema", tok, self.string(tok))
+
+    def var_kw(self, tok):
+        return tok
+
+    def name_list(self, *names):
+        return list(names)
+
+    def var_word(self, name, *values):
+        return ("word", name, [v for v in values if v is not None])
+
+    def reg_term(self, name, weight):
+        return (str(name), self.at(name), weight)
+
+    def var_reg(self, *terms):
+        return ("reg", terms[0][1], list(terms))
+
+    def var_bounds(self, lst):
+        return ("bounds", lst.loc, lst)
+
+    def var_infer(self, method, *kws):
+        return ("infer", method, [k for k in kws if k is not None])
+
+    def var_decl(self, kw, names, shape, *opts):
+        return ("var", kw, names, shape, [o for o in opts if o is not None])
+
+    def block_name(self, tok):
+        return tok
+
+    def block(self, name, rhs):
+        return ("block", name, rhs)
+
+    def addop(self, tok):
+        return tok
+
+    def coef(self, x, *_):
+        if isinstance(x, Token):  # unary minus
+            return V(-1.0, self.at(x))
+        return V(float(x.data), x.loc)
+
+    def term(self, coef, name):
+        return (name.data, name.loc, coef if coef is not None else V(1.0, name.loc))
+
+    def sum(self, first, *rest):
+        terms = [first]
+        for op, term in zip(rest[::2], rest[1::2]):
+            if op == "-":
+                term = (term[0], term[1], V(-term[2].data, term[2].loc))
+            terms.append(term)
+        return terms
+
+    def objective(self, terms):
+        return ("objective", terms)
+
+    def costs(self, terms):
+        return ("costs", terms)
+
+    def level(self, name, kwargs):
+        return ("level", name, kwargs)
+
+    def section(self, name, body):
+        return ("section", name, body)
+
+    def start(self, *stmts):
+        return list(stmts)
+
+
+def parse_dsl(text: str, file: str = "<string>.jepa") -> RawSpec:
+    """Parse ``.jepa`` text into a :class:`RawSpec`. Raises :class:`SpecError` with a location."""
+    from .dsl_build import assemble
+    from .dsl_errors import parse_error
+
+    register_source(file, text)
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise SpecError("the spec file is empty", Location(file, 1, 1), "a .jepa spec starts with `jepa my_model`")
+    if "\x00" in text:
+        bad = text.index("\x00")
+        line = text.count("\n", 0, bad) + 1
+        raise SpecError("the spec holds a NUL byte", Location(file, line, bad - text.rfind("\n", 0, bad)),
+                        "is this a binary file? .jepa specs are UTF-8 text")
+    p = parser()
+    p.options.postlex.file = file
+    try:
+        tree = p.parse(text)
+    except UnexpectedInput as e:
+        raise parse_error(e, text, file, p.options.postlex.stack) from None
+    try:
+        stmts = Build(file).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, SpecError):
+            raise e.orig_exc from None
+        raise
+    return assemble(stmts, text, file)
