@@ -15,6 +15,8 @@ result's ``errors`` lists the diagnostics (the CLI exits 2 on them).
 """
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ class MissingDot(RuntimeError):
 class Diagram:
     """A rendered diagram: the DOT source, where it was written, and the spec's errors (if any)."""
 
-    source: str
+    source: str = field(repr=False)
     path: Path | None = None
     errors: list[Diagnostic] = field(default_factory=list)
 
@@ -179,5 +181,16 @@ def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
         emph.note = f"program `{opts.program}`: blue = computed" + (", dashed blue = given as input" if emph.given else "")
     return emph
 
+
+class _CallableModule(types.ModuleType):
+    """Importing this package binds ``jepa_graph.render`` to the package, shadowing the lazily
+    exported function; calling the package calls :func:`render`, so ``jg.render(spec, path)``
+    works whatever was imported first."""
+
+    def __call__(self, *args, **kwargs) -> Diagram:
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["Diagram", "MissingDot", "Options", "add_arguments", "dot_source", "render", "repr_svg", "run", "svg_text"]

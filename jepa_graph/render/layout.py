@@ -122,7 +122,8 @@ def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
         a.update(width="0.45", fixedsize="false")
     if it.ema:
         a["style"] += ",dashed"
-    a["label"] = _label(it, g, opts)
+    faded = emph.used is not None and not (emph.used | emph.given) & set(it.uses)
+    a["label"] = _label(it, g, opts, faded)
     classes = ["var" if it.kind in N.VAR_KINDS else "block", it.kind] + (["ema"] if it.ema else [])
     if len(it.uses) > 1 and it.kind != "composite":
         classes.append("shared")
@@ -140,13 +141,13 @@ def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
         a.update(color=N.HIGHLIGHT_COLOR, penwidth="3.2")
         classes.append("highlight")
     if it.error:
-        a.update(color=N.ERROR_COLOR, penwidth="2.6", tooltip=it.error)
+        a.update(color=N.ERROR_COLOR, penwidth="2.6", tooltip=it.error.replace("\n", " "))
         classes.append("error")
     a["class"] = " ".join(classes)
     return a
 
 
-def _label(it: Item, g: N.Glyph, opts: Options) -> str:
+def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False) -> str:
     esc = html.escape
     if it.kind in N.VAR_KINDS or it.kind == "missing":
         return f"<{esc(it.title)}>"
@@ -154,7 +155,8 @@ def _label(it: Item, g: N.Glyph, opts: Options) -> str:
     if opts.params and it.params:
         bits.append(f"{N.human(it.params)} params")
     small = " \u00b7 ".join(esc(b) for b in bits if b)
-    small_html = f'<font point-size="9" color="#444444">{small}</font>' if small else ""
+    grey = N.FADED["fontcolor"] if faded else "#444444"
+    small_html = f'<font point-size="9" color="{grey}">{small}</font>' if small else ""
     err = ""
     if it.error:
         err = f'<br/><font point-size="9" color="{N.ERROR_COLOR}">{_wrap(it.error, "<br/>", 36, esc)}</font>'
@@ -175,7 +177,7 @@ def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
     a = dict(N.STROKES[e.kind].attrs)
     lines = []
     if e.kind == "error":
-        lines.append(_wrap(e.label, "\n", 40))
+        lines.append(_wrap(e.label, "\\n", 40))
     elif e.kind == "ema":
         lines.append(e.label)
     else:
@@ -184,7 +186,7 @@ def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
         if e.kind == "stop_grad":
             lines.append("stop-grad")
     if lines:
-        a["label"] = "\n".join(lines)
+        a["label"] = "\\n".join(lines)  # DOT's escaped line break: the source stays one line per statement
     a["class"] = e.kind
     if emph.used is not None and e.kind != "error":
         src_ok = e.uses[0] in emph.used or e.uses[0] in emph.given

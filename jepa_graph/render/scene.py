@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import Graph, Node
+from ..graph import SCALAR_KINDS, Graph, Node
 
 
 @dataclass
@@ -155,8 +155,9 @@ def _levels(g: Graph) -> dict[str, int]:
     """Level index of top-level names (blocks, latents, actions, composite instances).
 
     Level k holds what its encoder and predictor are computed from, less what lower levels
-    claimed (observed inputs stay outside: they are the data). Other blocks follow their EMA or
-    share source, else the highest level among their inputs (an energy joins its prediction).
+    claimed (observed inputs stay outside: they are the data). Then: a block follows its EMA or
+    share source; an energy or cost joins the highest level it reads (its prediction); any other
+    block joins the lowest level that reads it (a level-k target encoder), else the highest it reads.
     """
     if not g.levels:
         return {}
@@ -167,15 +168,22 @@ def _levels(g: Graph) -> dict[str, int]:
         for name in core:
             if g.nodes[name].op != "input" and top(name) not in out:
                 out[top(name)] = k
-    for n in g.topo():
-        t = top(n.name)
-        if t in out or n.op == "input":
-            continue
+    order = [n for n in g.topo() if n.op != "input"]
+
+    def reads(n: Node) -> list[int]:
+        return [out[top(r.src)] for r in n.inputs if top(r.src) in out and top(r.src) != top(n.name)]
+
+    for n in order:
         rel = n.ema_of or n.share_of
-        if rel and top(rel) in out:
-            out[t] = out[top(rel)]
-            continue
-        ks = [out[top(r.src)] for r in n.inputs if top(r.src) in out]
-        if ks:
-            out[t] = max(ks)
+        if top(n.name) not in out and rel and top(rel) in out:
+            out[top(n.name)] = out[top(rel)]
+        elif top(n.name) not in out and n.kind in SCALAR_KINDS and reads(n):
+            out[top(n.name)] = max(reads(n))
+    for n in reversed(order):
+        ks = [out[top(c)] for c in g.consumers(n.name) if top(c) in out and top(c) != top(n.name)]
+        if top(n.name) not in out and ks:
+            out[top(n.name)] = min(ks)
+    for n in order:
+        if top(n.name) not in out and reads(n):
+            out[top(n.name)] = max(reads(n))
     return out

@@ -1,0 +1,154 @@
+"""The gallery: every spec in ``specs/`` drawn into ``docs/gallery/``, plus a legend.
+
+For each spec ``NAME`` the gallery holds ``NAME.dot`` (the DOT source, which our code alone
+decides) and ``NAME.svg`` (laid out by ``dot``; it records the SHA-256 of the DOT it was drawn
+from in a comment). A picture is stale when the DOT it would get today differs from the
+committed one, or its SVG was drawn from other DOT: that check does not depend on the graphviz
+version installed. Regenerate with::
+
+    python -m jepa_graph.render.gallery            # or: jepa-graph render --gallery docs/gallery
+    python -m jepa_graph.render.gallery --check    # exit 1 when a committed picture is stale
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+from . import notation as N
+from .layout import Options, to_dot
+from .scene import Edge, Item, Scene
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_SUFFIXES = (".yaml", ".yml", ".jepa")
+_HASH_RE = re.compile(r"<!-- jepa-graph dot sha256: ([0-9a-f]{64}) -->")
+
+
+def spec_files(specs: Path) -> list[Path]:
+    return sorted(p for p in specs.iterdir() if p.suffix in SPEC_SUFFIXES)
+
+
+def expected(specs: Path) -> dict[str, str]:
+    """File name in the gallery -> DOT source it should hold (specs, then the legend)."""
+    from . import dot_source
+    out = {f"{p.stem}.dot": dot_source(_rel(p)) for p in spec_files(specs)}
+    out["legend.dot"] = to_dot(legend_scene(), Options(shapes=True)).source
+    return out
+
+
+def write_gallery(specs: Path, gallery: Path) -> list[Path]:
+    """(Re)write every picture; removes pictures of specs that no longer exist."""
+    from . import pipe
+    gallery.mkdir(parents=True, exist_ok=True)
+    want = expected(specs)
+    written = []
+    for old in sorted(gallery.glob("*.dot")) + sorted(gallery.glob("*.svg")):
+        if old.with_suffix(".dot").name not in want:
+            old.unlink()
+    for name, src in want.items():
+        dot_path = gallery / name
+        svg_path = dot_path.with_suffix(".svg")
+        dot_path.write_text(src)
+        svg = pipe(src, "svg").decode("utf-8")
+        svg_path.write_text(_stamp(svg, src))
+        written += [dot_path, svg_path]
+    index = gallery / "README.md"
+    index.write_text(_index(specs, want))
+    written.append(index)
+    return written
+
+
+def check_gallery(specs: Path, gallery: Path) -> list[str]:
+    """Names of gallery files that are missing, stale or left over (empty list: up to date)."""
+    want = expected(specs)
+    stale = []
+    for name, src in want.items():
+        dot_path, svg_path = gallery / name, (gallery / name).with_suffix(".svg")
+        if not dot_path.is_file() or dot_path.read_text() != src:
+            stale.append(name)
+        m = _HASH_RE.search(svg_path.read_text()) if svg_path.is_file() else None
+        if m is None or m.group(1) != _sha(src):
+            stale.append(svg_path.name)
+    for p in sorted(gallery.glob("*.dot")):
+        if p.name not in want:
+            stale.append(p.name)
+    index = gallery / "README.md"
+    if not index.is_file() or index.read_text() != _index(specs, want):
+        stale.append("README.md")
+    return stale
+
+
+def legend_scene() -> Scene:
+    """Every glyph and edge kind once, as a diagram: the notation at a glance."""
+    sc = Scene("notation")
+    order = ["input", "latent", "action", "encoder", "predictor", "actor", "op", "energy", "regularizer",
+             "cost", "critic", "composite"]
+    for k in order:
+        tag = N.GLYPHS[k].tag
+        sc.items[k] = Item(k, k, k, N.GLYPHS[k].meaning.split(" (")[0] if tag else "", [k])
+    sc.items["ema_target"] = Item("ema_target", "encoder", "target", "EMA of encoder", ["ema_target"], ema=True)
+    sc.edges = [Edge("input", "encoder", "data", shape="[B, 16]"),
+                Edge("encoder", "predictor", "data", shape="[B, 32]"),
+                Edge("latent", "predictor", "data", shape="[B, 2]"),
+                Edge("action", "predictor", "data", shape="[B, 4]"),
+                Edge("predictor", "energy", "data", shape="[B, 32]"),
+                Edge("ema_target", "energy", "stop_grad", shape="[B, 32]"),
+                Edge("encoder", "ema_target", "ema", label="EMA m=0.996\u21921"),
+                Edge("encoder", "actor", "data", shape="[B, 32]"),
+                Edge("predictor", "cost", "data", shape="[B, 32]"),
+                Edge("predictor", "critic", "data", shape="[B, 32]"),
+                Edge("encoder", "regularizer", "data", shape="[B, 32]"),
+                Edge("encoder", "op", "data", shape="[B, 32]"),
+                Edge("op", "composite", "data", shape="[B, 64]")]
+    return sc
+
+
+def _rel(p: Path) -> Path:
+    """Paths relative to the repo, so error captions do not depend on where the clone lives."""
+    try:
+        return p.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return p
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stamp(svg: str, src: str) -> str:
+    head, _, rest = svg.partition("\n")
+    return f"{head}\n<!-- jepa-graph dot sha256: {_sha(src)} -->\n{rest}"
+
+
+def _index(specs: Path, want: dict[str, str]) -> str:
+    lines = ["# Gallery", "", "Every spec in `specs/`, drawn by `jepa-graph render` (regenerate: "
+             "`python -m jepa_graph.render.gallery`). The legend shows the notation.", "",
+             "![notation](legend.svg)", ""]
+    for name in want:
+        if name != "legend.dot":
+            stem = name[:-4]
+            lines += [f"## {stem}", "", f"`specs/{next(p.name for p in spec_files(specs) if p.stem == stem)}`", "",
+                      f"![{stem}]({stem}.svg)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jepa_graph.render.gallery", description=__doc__.splitlines()[0])
+    p.add_argument("--specs", default=str(ROOT / "specs"), help="folder of specs (default: the repo's specs/)")
+    p.add_argument("--out", default=str(ROOT / "docs" / "gallery"), help="gallery folder (default docs/gallery)")
+    p.add_argument("--check", action="store_true", help="only report stale pictures; exit 1 if any")
+    args = p.parse_args(argv)
+    if args.check:
+        stale = check_gallery(Path(args.specs), Path(args.out))
+        for s in stale:
+            sys.stderr.write(f"stale: {s}\n")
+        return 1 if stale else 0
+    for w in write_gallery(Path(args.specs), Path(args.out)):
+        sys.stdout.write(f"wrote {w}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,492 @@
+"""Diagrams: the paper's notation read back from the DOT and SVG we produce, not just files existing.
+
+DOT-level tests need no graphviz install; SVG tests need the `dot` program (installed by
+`make install`, and in CI) and are skipped without it.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import jepa_graph as jg
+from conftest import ROOT, SPECS
+from jepa_graph.cli import main as cli_main
+from jepa_graph.render import MissingDot, dot_source, notation as N, render, svg_text
+from jepa_graph.render.gallery import check_gallery, write_gallery
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
+SVG = "{http://www.w3.org/2000/svg}"
+
+AGENT = """\
+name: agent
+dims: {obs: 6, state: 8, act: 2}
+inputs:
+  x:      {shape: [obs]}
+  x_next: {shape: [obs]}
+  goal:   {shape: [obs]}
+latents:
+  z: {shape: [2], regularizer: {l1: 0.1}}
+actions:
+  a: {shape: [act], bounds: [-1, 1]}
+blocks:
+  enc:    {kind: encoder, type: mlp, in: [x], with: {hidden: [16], out: state}}
+  target: {kind: encoder, ema_of: enc, in: [x_next], with: {momentum: [0.99, 1.0]}}
+  g:      {kind: encoder, share: enc, in: [goal]}
+  pred:   {kind: predictor, type: ac_mlp, in: [enc, a, z], with: {branch: 8, hidden: [16], out: state}}
+  E:      {kind: energy, type: l2, in: [pred, {ref: target, stop_grad: true}]}
+  reg:    {kind: regularizer, type: vicreg, in: [enc]}
+  reach:  {kind: cost, type: goal_distance, in: [pred, g]}
+  critic: {kind: critic, type: mlp, in: [pred], with: {hidden: [8]}}
+  actor:  {kind: actor, type: mlp, in: [enc], with: {hidden: [8], out: act}}
+objective: {E: 1.0, reg: 1.0, z.l1: 1.0}
+world_model: {encoder: enc, predictor: pred, action: a, latent: z}
+costs: {reach: 1.0, critic: 0.5}
+"""
+
+UNIT = """\
+name: unit
+dims: {d: 8}
+inputs:
+  u: {shape: [d]}
+blocks:
+  e1: {kind: encoder, type: mlp, in: [u], with: {out: d}}
+  p1: {kind: predictor, type: mlp, in: [e1], with: {out: d}}
+  p2: {kind: predictor, type: mlp, in: [p1], with: {out: d}}
+  p3: {kind: predictor, type: mlp, in: [p2], with: {out: d}}
+  p4: {kind: predictor, type: mlp, in: [p3], with: {out: d}}
+outputs: {out: p4}
+"""
+
+PAIR = """\
+name: pair
+dims: {d: 8}
+inputs:
+  v: {shape: [d]}
+blocks:
+  first:  {kind: composite, type: unit, in: [v], with: {d: d}}
+  second: {kind: composite, type: unit, in: [first], with: {d: d}}
+outputs: {out: second}
+"""
+
+NESTED = """\
+name: nested
+dims: {d: 8}
+inputs:
+  x: {shape: [d]}
+  y: {shape: [d]}
+blocks:
+  outer: {kind: composite, type: pair, in: [{ref: x, stop_grad: true}], with: {d: d}}
+  tgt:   {kind: encoder, type: mlp, in: [y], with: {out: d}}
+  E:     {kind: energy, type: l2, in: [outer, tgt]}
+objective: {E: 1.0}
+"""
+
+HIER = """\
+name: hjepa
+dims: {obs: 6, s1: 8, s2: 4, act: 2}
+inputs:
+  x:      {shape: [obs]}
+  x_next: {shape: [obs]}
+actions:
+  a1: {shape: [act]}
+  a2: {shape: [2]}
+blocks:
+  enc1:  {kind: encoder, type: mlp, in: [x], with: {out: s1}}
+  pred1: {kind: predictor, type: mlp, in: [enc1, a1], with: {out: s1}}
+  tgt1:  {kind: encoder, share: enc1, in: [x_next]}
+  E1:    {kind: energy, type: l2, in: [pred1, {ref: tgt1, stop_grad: true}]}
+  enc2:  {kind: encoder, type: mlp, in: [enc1], with: {out: s2}}
+  pred2: {kind: predictor, type: mlp, in: [enc2, a2], with: {out: s2}}
+  tgt2:  {kind: encoder, type: mlp, in: [tgt1], with: {out: s2}}
+  E2:    {kind: energy, type: l2, in: [pred2, tgt2]}
+objective: {E1: 1.0, E2: 0.5}
+levels:
+  - {name: low, encoder: enc1, predictor: pred1, action: a1}
+  - {name: high, encoder: enc2, predictor: pred2, action: a2, stride: 4}
+"""
+
+
+# ------------------------------------------------------------------------------ DOT reading
+def _attrs(text: str) -> dict[str, str]:
+    """Attributes of one DOT statement ``[k=v k="v" label=<<html>>]``; handles nested <> and quotes."""
+    out, i = {}, 0
+    while i < len(text):
+        m = re.match(r"\s*(\w+)=", text[i:])
+        if not m:
+            break
+        key, i = m.group(1), i + m.end()
+        if text[i] == '"':
+            j = i + 1
+            while text[j] != '"' or text[j - 1] == "\\":
+                j += 1
+            out[key], i = text[i + 1:j], j + 1
+        elif text[i] == "<":
+            depth, j = 0, i
+            while True:
+                depth += {"<": 1, ">": -1}.get(text[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+            out[key], i = text[i + 1:j - 1], j
+        else:
+            m = re.match(r"[^\s\]]+", text[i:])
+            out[key], i = m.group(0), i + m.end()
+    return out
+
+
+def parse_dot(src: str):
+    """(nodes: id -> (attrs, cluster stack), edges: list of (src, dst, attrs), clusters: name -> attrs)."""
+    nodes, edges, clusters, stack = {}, [], {}, []
+    for line in src.splitlines():
+        s = line.strip()
+        m = re.match(r"subgraph (\S+) \{", s)
+        if m:
+            stack.append(m.group(1).strip('"'))
+            clusters[stack[-1]] = {}
+            continue
+        if s == "}":
+            if stack:
+                stack.pop()
+            continue
+        if stack and re.match(r"^(class|label|style|color|bgcolor|fontcolor|fontname|fontsize|penwidth)=", s):
+            clusters[stack[-1]].update(_attrs(s))
+            continue
+        m = re.match(r'^("[^"]+"|[\w]+)(?::(\w+))? -> ("[^"]+"|[\w]+)(?::(\w+))? \[(.*)\]$', s)
+        if m:
+            edges.append((m.group(1).strip('"'), m.group(3).strip('"'), dict(_attrs(m.group(5)),
+                          _src_port=m.group(2) or "", _dst_port=m.group(4) or "")))
+            continue
+        m = re.match(r'^("[^"]+"|\w+) \[(.*)\]$', s)
+        if m and m.group(1) not in ("graph", "node", "edge"):
+            nodes[m.group(1).strip('"')] = (_attrs(m.group(2)), tuple(stack))
+    return nodes, edges, clusters
+
+
+def _edge(edges, src, dst):
+    hits = [a for s, d, a in edges if s == src and d == dst]
+    assert hits, f"no edge {src} -> {dst}"
+    return hits[0]
+
+
+@pytest.fixture
+def agent():
+    return jg.loads(AGENT, "agent.yaml")
+
+
+@pytest.fixture
+def lib(tmp_path):
+    (tmp_path / "unit.yaml").write_text(UNIT)
+    (tmp_path / "pair.yaml").write_text(PAIR)
+    (tmp_path / "nested.yaml").write_text(NESTED)
+    return tmp_path
+
+
+# ------------------------------------------------------------------------- notation in DOT
+def test_each_kind_has_its_glyph(agent):
+    nodes, _, _ = parse_dot(dot_source(agent))
+    want = {"x": "input", "z": "latent", "a": "action", "enc": "encoder", "pred": "predictor", "E": "energy",
+            "reg": "regularizer", "reach": "cost", "critic": "critic", "actor": "actor"}
+    for name, kind in want.items():
+        a, _ = nodes[name]
+        g = N.GLYPHS[kind]
+        assert a["fillcolor"] == g.fill and a["color"] == g.border, name
+        assert kind in a["class"].split()
+    assert nodes["x"][0]["shape"] == "circle" and nodes["x"][0]["fillcolor"] != "#ffffff"  # shaded
+    assert nodes["z"][0]["shape"] == "circle" and nodes["z"][0]["fillcolor"] == "#ffffff"  # open
+    assert nodes["a"][0]["shape"] == "doublecircle"
+    assert nodes["pred"][0]["style"] == "rounded,filled" and nodes["actor"][0]["style"] == "rounded,filled"
+    for red in ("E", "reg", "reach", "critic"):  # energy and cost terms: square red boxes
+        assert nodes[red][0]["shape"] == "box" and "rounded" not in nodes[red][0]["style"]
+        assert nodes[red][0]["color"] in ("#cc0000", "#990000")
+    # the critic (trainable) is told apart from the intrinsic cost: double outline, other fill, TC vs IC
+    assert nodes["critic"][0].get("peripheries") == "2" and "peripheries" not in nodes["reach"][0]
+    assert nodes["critic"][0]["fillcolor"] != nodes["reach"][0]["fillcolor"]
+    assert "TC" in nodes["critic"][0]["label"] and "IC" in nodes["reach"][0]["label"]
+
+
+def test_encoder_trapezoid_narrows_toward_representation(agent):
+    lr, _, _ = parse_dot(dot_source(agent, rankdir="LR"))
+    tb, _, _ = parse_dot(dot_source(agent, rankdir="TB"))
+    assert lr["enc"][0]["shape"] == "trapezium" and lr["enc"][0]["orientation"] == "270"
+    assert tb["enc"][0]["shape"] == "invtrapezium"
+
+
+def test_shared_weights_are_one_module_with_a_cell_per_use(agent):
+    nodes, edges, _ = parse_dot(dot_source(agent))
+    assert "g" not in nodes  # `g` shares `enc`: not a second, independent-looking box
+    enc = nodes["enc"][0]
+    assert "shared" in enc["class"] and 'port="u0"' in enc["label"] and 'port="u1"' in enc["label"]
+    assert _edge(edges, "x", "enc")["_dst_port"] == "u0"
+    assert _edge(edges, "goal", "enc")["_dst_port"] == "u1"
+    assert _edge(edges, "enc", "reach")["_src_port"] == "u1"  # reach reads the goal's use
+    assert _edge(edges, "enc", "pred")["_src_port"] == "u0"
+
+
+def test_ema_and_stop_grad_edges(agent):
+    nodes, edges, _ = parse_dot(dot_source(agent))
+    assert "dashed" in nodes["target"][0]["style"] and "ema" in nodes["target"][0]["class"]
+    ema = _edge(edges, "enc", "target")
+    assert ema["class"] == "ema" and ema["style"] == "dashed" and ema["label"] == "EMA m=0.99\u21921"
+    sg = _edge(edges, "target", "E")
+    assert sg["class"] == "stop_grad" and sg["arrowtail"] == "tee" and sg["dir"] == "both"
+    assert "stop-grad" in sg["label"]
+    plain = _edge(edges, "pred", "E")
+    assert plain["class"] == "data" and "arrowtail" not in plain and "stop-grad" not in plain["label"]
+
+
+def test_shapes_and_params_toggle(agent):
+    nodes, edges, _ = parse_dot(dot_source(agent))
+    assert _edge(edges, "x", "enc")["label"] == "[B, 6]" and _edge(edges, "enc", "pred")["label"] == "[B, 8]"
+    model = jg.compile(agent)
+    n_pred = sum(p.numel() for p in model.blocks["pred"].parameters())
+    assert f"{N.human(n_pred)} params" in nodes["pred"][0]["label"]
+    nodes, edges, _ = parse_dot(dot_source(agent, shapes=False, params=False))
+    assert "label" not in _edge(edges, "x", "enc") and "params" not in nodes["pred"][0]["label"]
+    assert "stop-grad" in _edge(edges, "target", "E")["label"]  # the marker stays without shapes
+
+
+def test_compiled_model_renders_like_its_spec(agent):
+    assert dot_source(jg.compile(agent)) == dot_source(agent)
+
+
+# --------------------------------------------------------------------- clusters and levels
+def test_composites_are_nested_clusters_with_edges_to_the_inner_node(lib):
+    nodes, edges, clusters = parse_dot(dot_source(lib / "nested.yaml"))
+    assert clusters["cluster_outer"]["label"] == "outer : pair"
+    assert clusters["cluster_outer_first"]["label"] == "first : unit"
+    assert "composite" in clusters["cluster_outer"]["class"]
+    assert nodes["outer/first/e1"][1] == ("cluster_outer", "cluster_outer_first")
+    assert nodes["tgt"][1] == ()
+    # ports are elided: x enters the encoder inside two levels of composites, stop-grad kept
+    e = _edge(edges, "x", "outer/first/e1")
+    assert e["class"] == "stop_grad"
+    _edge(edges, "outer/first/p4", "outer/second/e1")
+    _edge(edges, "outer/second/p4", "E")
+
+
+def test_depth_collapses_composites(lib):
+    nodes, edges, clusters = parse_dot(dot_source(lib / "nested.yaml", depth=0))
+    assert not clusters and "outer/first/e1" not in nodes
+    assert nodes["outer"][0]["shape"] == "box3d" and "10 blocks" in nodes["outer"][0]["label"]
+    _edge(edges, "x", "outer")
+    _edge(edges, "outer", "E")
+    nodes, edges, clusters = parse_dot(dot_source(lib / "nested.yaml", depth=1))
+    assert set(clusters) == {"cluster_outer"}
+    assert nodes["outer/first"][1] == ("cluster_outer",) and nodes["outer/first"][0]["shape"] == "box3d"
+    _edge(edges, "outer/first", "outer/second")
+    assert len([e for e in edges if e[:2] == ("outer/first", "outer/second")]) == 1  # deduplicated
+
+
+def test_levels_are_clusters():
+    nodes, _, clusters = parse_dot(dot_source(jg.loads(HIER, "h.yaml")))
+    assert clusters["cluster_level_0"]["label"] == "level 0: low (stride 1)"
+    assert clusters["cluster_level_1"]["label"] == "level 1: high (stride 4)"
+    assert "level" in clusters["cluster_level_0"]["class"]
+    for name in ("enc1", "pred1", "a1", "E1"):
+        assert nodes[name][1] == ("cluster_level_0",), name
+    for name in ("enc2", "pred2", "a2", "E2", "tgt2"):
+        assert nodes[name][1] == ("cluster_level_1",), name
+    assert nodes["x"][1] == () and nodes["x_next"][1] == ()  # observations are data, outside levels
+
+
+# ------------------------------------------------------------------------------ highlighting
+@pytest.mark.parametrize("program,used,given,faded", [
+    ("encode", {"x", "enc"}, set(), {"pred", "E", "critic", "actor"}),
+    ("step", {"pred", "a", "z"}, {"enc"}, {"x", "E", "critic", "reach"}),
+    ("cost", {"reach", "critic", "enc", "goal"}, {"pred"}, {"E", "a", "actor"}),
+    ("act", {"actor"}, {"enc"}, {"pred", "E"}),
+    ("energy", {"x", "x_next", "enc", "target", "pred", "E", "a", "z"}, set(), {"critic", "actor", "reach"}),
+])
+def test_program_highlight(agent, program, used, given, faded):
+    nodes, edges, _ = parse_dot(dot_source(agent, program=program))
+    cls = {n: a["class"].split() for n, (a, _) in nodes.items()}
+    for n in used:
+        assert "used" in cls[n] and nodes[n][0]["color"] == N.HIGHLIGHT_COLOR, (program, n)
+    for n in given:
+        assert "given" in cls[n], (program, n)
+    for n in faded:
+        assert "faded" in cls[n], (program, n)
+    if program == "step":
+        assert "used" in _edge(edges, "a", "pred")["class"] and "faded" in _edge(edges, "pred", "E")["class"]
+
+
+def test_highlight_blocks_and_unknown_names(agent, lib):
+    nodes, _, _ = parse_dot(dot_source(agent, highlight=["pred", "g"]))
+    assert "highlight" in nodes["pred"][0]["class"] and "highlight" in nodes["enc"][0]["class"]  # g is enc's use
+    assert "highlight" not in nodes["E"][0]["class"]
+    _, _, clusters = parse_dot(dot_source(lib / "nested.yaml", highlight=["outer"]))
+    assert clusters["cluster_outer"]["color"] == N.HIGHLIGHT_COLOR
+    with pytest.raises(jg.SpecError, match="did you mean `pred`"):
+        dot_source(agent, highlight=["prd"])
+    with pytest.raises(jg.SpecError, match="no program `plan`"):
+        dot_source(agent, program="plan")
+
+
+# ----------------------------------------------------------------------------- broken specs
+def test_unknown_reference_draws_red_edge_with_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(AGENT.replace("in: [pred, {ref: target", "in: [prd, {ref: target"))
+    nodes, edges, _ = parse_dot(dot_source(bad))
+    e = _edge(edges, "missing__prd", "E")
+    assert e["class"] == "error" and e["color"] == N.ERROR_COLOR and "unknown reference `prd`" in e["label"]
+    assert nodes["missing__prd"][0]["color"] == N.ERROR_COLOR
+    assert _edge(edges, "target", "E")["class"] == "stop_grad"  # the rest is drawn normally
+
+
+def test_wiring_error_marks_the_edge(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(AGENT.replace("critic, type: mlp, in: [pred]", "critic, type: mlp, in: [z]"))
+    d = jg.render(bad, tmp_path / "bad.dot")
+    assert not d.ok and any("not latents" in x.message for x in d.errors)
+    _, edges, _ = parse_dot(d.source)
+    e = _edge(edges, "z", "critic")
+    assert e["class"] == "error" and "`z` (latent) -> `critic` (critic)" in e["label"]
+    assert _edge(edges, "pred", "E")["class"] == "data"
+
+
+def test_schema_error_marks_the_block_and_syntax_error_goes_in_caption(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(AGENT.replace("kind: actor", "kind: actr"))
+    nodes, _, _ = parse_dot(dot_source(bad))
+    assert "error" in nodes["actor"][0]["class"] and "unknown block kind" in nodes["actor"][0]["label"]
+    bad.write_text("name: x\nblocks: {a: [\n")
+    src = dot_source(bad)
+    assert N.ERROR_COLOR in src and "bad.yaml" in src
+
+
+@needs_dot
+def test_cli_renders_errors_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(AGENT.replace("in: [pred, {ref: target", "in: [prd, {ref: target"))
+    out = tmp_path / "bad.svg"
+    assert cli_main(["render", str(bad), "-o", str(out)]) == 2
+    assert "unknown reference `prd`" in capsys.readouterr().err
+    edges = [g for g in ET.parse(out).getroot().iter(SVG + "g") if "error" in g.get("class", "").split()]
+    assert edges and edges[0].find(SVG + "path").get("stroke") == N.ERROR_COLOR
+
+
+# ------------------------------------------------------------------------------------- SVG
+def _svg_nodes(svg: str) -> dict[str, ET.Element]:
+    root = ET.fromstring(svg)
+    return {g.find(SVG + "title").text: g for g in root.iter(SVG + "g") if "node" in g.get("class", "").split()}
+
+
+def _points(el: ET.Element) -> list[tuple[float, float]]:
+    pts = [tuple(map(float, p.split(","))) for p in el.get("points").split()]
+    return pts[:-1]  # the last point closes the polygon
+
+
+@needs_dot
+def test_svg_shapes_and_colours(agent):
+    nodes = _svg_nodes(svg_text(agent))
+    assert nodes["x"].find(SVG + "ellipse").get("fill") == N.GLYPHS["input"].fill
+    assert nodes["z"].find(SVG + "ellipse").get("fill") == "#ffffff"
+    assert len(nodes["a"].findall(SVG + "ellipse")) == 2  # double circle
+    assert nodes["pred"].find(SVG + "path") is not None  # rounded corners are drawn as a path
+    assert nodes["E"].find(SVG + "polygon").get("fill") == N.GLYPHS["energy"].fill
+    assert len(nodes["critic"].findall(SVG + "polygon")) >= 2  # double outline
+    assert "g" not in nodes and {t.text for t in nodes["enc"].iter(SVG + "text")} >= {"enc", "g"}
+    # trapezoid: left to right, the right (representation) side is the short one
+    pts = _points(nodes["enc"].find(SVG + "polygon"))
+    xs = sorted({round(x, 1) for x, _ in pts})
+    side = lambda x0: max(y for x, y in pts if round(x, 1) == x0) - min(y for x, y in pts if round(x, 1) == x0)  # noqa: E731
+    assert len(pts) == 4 and side(xs[-1]) < side(xs[0])
+    pts = _points(_svg_nodes(svg_text(agent, rankdir="TB"))["enc"].find(SVG + "polygon"))
+    ys = sorted({round(y, 1) for _, y in pts})  # svg y grows downward: ys[-1] is the bottom
+    width = lambda y0: max(x for x, y in pts if round(y, 1) == y0) - min(x for x, y in pts if round(y, 1) == y0)  # noqa: E731
+    assert width(ys[-1]) < width(ys[0])
+
+
+@needs_dot
+def test_svg_edge_styles(agent):
+    root = ET.fromstring(svg_text(agent))
+    edges = {g.find(SVG + "title").text: g for g in root.iter(SVG + "g") if g.get("class", "").startswith("edge")}
+    ema = next(g for t, g in edges.items() if t.startswith("enc") and t.endswith("target"))
+    assert ema.find(SVG + "path").get("stroke-dasharray") and "EMA m=0.99" in ema.find(SVG + "text").text
+    sg = next(g for g in edges.values() if "stop_grad" in g.get("class"))
+    assert "stop-grad" in [t.text for t in sg.iter(SVG + "text")]
+    assert len(sg.findall(SVG + "polygon")) == 2  # the arrow head and the bar at the tail
+
+
+@needs_dot
+@pytest.mark.parametrize("ext,magic", [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph")])
+def test_formats_from_extension(agent, tmp_path, ext, magic):
+    d = render(agent, tmp_path / f"a{ext}")
+    assert d.ok and d.path.read_bytes().startswith(magic)
+
+
+def test_jg_render_is_the_function_after_the_package_is_imported(agent, tmp_path):
+    import jepa_graph.render  # binds `jepa_graph.render` to the package; calling it still renders
+    d = jg.render(agent, tmp_path / "a.dot")
+    assert d.ok and d.path.read_text() == dot_source(agent)
+
+
+def test_unknown_format_is_an_error(agent, tmp_path):
+    with pytest.raises(jg.SpecError, match="unknown format"):
+        render(agent, tmp_path / "a.jpg2")
+
+
+@needs_dot
+def test_notebook_display(agent):
+    for obj in (agent, jg.compile(agent)):
+        svg = obj._repr_svg_()
+        assert svg is not None and "<svg" in svg and ">pred<" in svg
+
+
+def test_notebook_display_without_dot(agent, monkeypatch):
+    import graphviz
+
+    def missing(*a, **k):
+        raise graphviz.ExecutableNotFound(["dot"])
+    monkeypatch.setattr(graphviz.Source, "pipe", missing)
+    assert agent._repr_svg_() is None
+    with pytest.raises(MissingDot, match="install graphviz"):
+        svg_text(agent)
+
+
+# ------------------------------------------------------------------------------- large spec
+def test_500_blocks_collapse_to_a_readable_diagram(tmp_path):
+    (tmp_path / "unit.yaml").write_text(UNIT)
+    lines = ["name: big", "dims: {d: 8}", "inputs:", "  x: {shape: [d]}", "  y: {shape: [d]}", "blocks:"]
+    for i in range(100):  # 10 chains of 10 composites of 5 blocks: 500 blocks
+        src = "x" if i % 10 == 0 else f"u{i - 1}"
+        lines.append(f"  u{i}: {{kind: composite, type: unit, in: [{src}], with: {{d: d}}}}")
+    lines.append("  tgt: {kind: encoder, type: mlp, in: [y], with: {out: d}}")
+    lines += [f"  E{k}: {{kind: energy, type: l2, in: [u{10 * k + 9}, tgt]}}" for k in range(10)]
+    lines.append("objective: {" + ", ".join(f"E{k}: 1.0" for k in range(10)) + "}")
+    (tmp_path / "big.yaml").write_text("\n".join(lines) + "\n")
+    g = jg.check(tmp_path / "big.yaml")
+    assert sum(n.op == "call" for n in g.nodes.values()) == 511
+    nodes, edges, clusters = parse_dot(dot_source(tmp_path / "big.yaml"))
+    assert len(clusters) == 100 and len(nodes) == 2 + 511
+    nodes, edges, clusters = parse_dot(dot_source(tmp_path / "big.yaml", depth=0, shapes=False))
+    assert not clusters and len(nodes) == 2 + 100 + 11 and len(edges) == 10 + 90 + 1 + 20
+    if shutil.which("dot"):
+        assert len(_svg_nodes(svg_text(tmp_path / "big.yaml", depth=0, shapes=False))) == 113
+
+
+# ---------------------------------------------------------------------------------- gallery
+def test_gallery_is_up_to_date():
+    stale = check_gallery(SPECS, ROOT / "docs" / "gallery")
+    assert not stale, f"stale gallery pictures {stale}: run `python -m jepa_graph.render.gallery`"
+
+
+@needs_dot
+def test_gallery_detects_stale_pictures(tmp_path, agent):
+    specs, gallery = tmp_path / "specs", tmp_path / "gallery"
+    specs.mkdir()
+    (specs / "agent.yaml").write_text(AGENT)
+    write_gallery(specs, gallery)
+    assert check_gallery(specs, gallery) == []
+    svg = (gallery / "agent.svg").read_text()
+    assert ET.fromstring(svg.encode()) is not None and ">critic<" in svg
+    (specs / "agent.yaml").write_text(AGENT.replace("hidden: [16], out: state", "hidden: [32], out: state"))
+    assert {"agent.dot", "agent.svg"} <= set(check_gallery(specs, gallery))
+    write_gallery(specs, gallery)
+    (gallery / "agent.svg").write_text(svg)  # an svg drawn from other DOT is stale too
+    assert check_gallery(specs, gallery) == ["agent.svg"]
+    (specs / "agent.yaml").unlink()
+    assert "agent.dot" in check_gallery(specs, gallery)
