@@ -250,8 +250,9 @@ class CompiledModel(nn.Module):
         return rows
 
     def _repr_svg_(self) -> str | None:
-        from . import render  # optional: diagrams need graphviz
-        return render.svg_text(self.spec) if hasattr(render, "svg_text") else None
+        """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
+        from .render import repr_svg
+        return repr_svg(self)
 
 
 def ema_momentum(schedule: str, m0: float, m1: float, progress: float) -> float:
