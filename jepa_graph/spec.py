@@ -225,3 +225,8 @@ class Spec(Strict):
         out.update({n: "action" for n in self.actions})
         out.update({n: "block" for n in self.blocks})
         return out
+
+    def _repr_svg_(self) -> str | None:
+        """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
+        from .render import repr_svg
+        return repr_svg(self)
