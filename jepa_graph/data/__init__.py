@@ -126,7 +126,10 @@ def make_source(name: str, params: dict[str, Any], inputs: dict[str, Any], seed:
         hint = did_you_mean(str(err["loc"][-1]), allowed, "parameters") if err["type"] == "extra_forbidden" else \
             "parameters of `" + name + "`: " + ", ".join(allowed)
         raise SpecError(f"data source `{name}`: `{key}`: {err['msg']}", at("with", *err["loc"]), hint) from None
-    return cls(p, inputs, seed)
+    try:
+        return cls(p, inputs, seed)
+    except ValueError as e:  # the parameters do not fit the spec (image size vs patch, mask counts)
+        raise SpecError(f"data source `{name}`: {e}", at("with"), "adjust train.data.with or the spec's inputs") from None
 
 
 def spec_inputs(model) -> dict[str, Any]:
