@@ -154,7 +154,7 @@ def parse_dot(src: str):
         if stack and re.match(r"^(class|label|style|color|bgcolor|fontcolor|fontname|fontsize|penwidth)=", s):
             clusters[stack[-1]].update(_attrs(s))
             continue
-        m = re.match(r'^("[^"]+"|[\w]+)(?::(\w+))? -> ("[^"]+"|[\w]+)(?::(\w+))? \[(.*)\]$', s)
+        m = re.match(r'^("[^"]+"|[\w]+)(?::(\w+))?(?::\w+)? -> ("[^"]+"|[\w]+)(?::(\w+))?(?::\w+)? \[(.*)\]$', s)
         if m:
             edges.append((m.group(1).strip('"'), m.group(3).strip('"'), dict(_attrs(m.group(5)),
                           _src_port=m.group(2) or "", _dst_port=m.group(4) or "")))
@@ -235,6 +235,15 @@ def test_ema_and_stop_grad_edges(agent):
     assert "stop-grad" in sg["label"]
     plain = _edge(edges, "pred", "E")
     assert plain["class"] == "data" and "arrowtail" not in plain and "stop-grad" not in plain["label"]
+
+
+@pytest.mark.skipif("encoder" not in jg.spec.LatentVar.model_fields, reason="no amortised latent encoders yet")
+def test_amortised_inference_edge():
+    text = AGENT.replace("z: {shape: [2], regularizer: {l1: 0.1}}", "z: {shape: [2], regularizer: {l1: 0.1}, encoder: zenc}")
+    text = text.replace("  E:  ", "  zenc: {kind: predictor, type: mlp, in: [enc], with: {out: 2}}\n  E:  ")
+    _, edges, _ = parse_dot(dot_source(jg.loads(text, "amortised.yaml")))
+    e = _edge(edges, "zenc", "z")
+    assert e["class"] == "amortize" and e["style"] == "dotted" and "amortised" in e["label"]
 
 
 def test_shapes_and_params_toggle(agent):
@@ -368,6 +377,21 @@ def test_cli_renders_errors_and_exits_2(tmp_path, capsys):
     assert edges and edges[0].find(SVG + "path").get("stroke") == N.ERROR_COLOR
 
 
+def test_cli_options_reach_the_diagram(tmp_path, capsys):
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(AGENT)
+    out = tmp_path / "agent.dot"
+    argv = ["render", str(spec), "-o", str(out), "--program", "step", "--rankdir", "TB", "--no-shapes",
+            "--no-params", "--highlight", "critic"]
+    assert cli_main(argv) == 0 and f"wrote {out}" in capsys.readouterr().out
+    src = out.read_text()
+    nodes, edges, _ = parse_dot(src)
+    assert "rankdir=TB" in src and "params" not in src and "[B, 6]" not in src
+    assert "used" in nodes["pred"][0]["class"] and "highlight" in nodes["critic"][0]["class"]
+    assert cli_main(["render", str(spec), "-o", str(out), "--program", "plan"]) == 2
+    assert "no program `plan`" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------- SVG
 def _svg_nodes(svg: str) -> dict[str, ET.Element]:
     root = ET.fromstring(svg)
@@ -488,5 +512,8 @@ def test_gallery_detects_stale_pictures(tmp_path, agent):
     write_gallery(specs, gallery)
     (gallery / "agent.svg").write_text(svg)  # an svg drawn from other DOT is stale too
     assert check_gallery(specs, gallery) == ["agent.svg"]
+    assert cli_main(["render", "--gallery", str(gallery), str(specs), "--check"]) == 1
+    assert cli_main(["render", "--gallery", str(gallery), str(specs)]) == 0
+    assert cli_main(["render", "--gallery", str(gallery), str(specs), "--check"]) == 0
     (specs / "agent.yaml").unlink()
     assert "agent.dot" in check_gallery(specs, gallery)

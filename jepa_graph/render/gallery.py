@@ -30,10 +30,17 @@ def spec_files(specs: Path) -> list[Path]:
     return sorted(p for p in specs.iterdir() if p.suffix in SPEC_SUFFIXES)
 
 
+def picture_names(specs: Path) -> dict[str, Path]:
+    """Gallery name (no extension) -> spec file; `x.yaml` and `x.jepa` side by side keep their suffix."""
+    files = spec_files(specs)
+    stems = [p.stem for p in files]
+    return {(p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix[1:]}"): p for p in files}
+
+
 def expected(specs: Path) -> dict[str, str]:
     """File name in the gallery -> DOT source it should hold (specs, then the legend)."""
     from . import dot_source
-    out = {f"{p.stem}.dot": dot_source(_rel(p)) for p in spec_files(specs)}
+    out = {f"{name}.dot": dot_source(_rel(p)) for name, p in picture_names(specs).items()}
     out["legend.dot"] = to_dot(legend_scene(), Options(shapes=True)).source
     return out
 
@@ -55,7 +62,7 @@ def write_gallery(specs: Path, gallery: Path) -> list[Path]:
         svg_path.write_text(_stamp(svg, src))
         written += [dot_path, svg_path]
     index = gallery / "README.md"
-    index.write_text(_index(specs, want))
+    index.write_text(_index(specs))
     written.append(index)
     return written
 
@@ -75,7 +82,7 @@ def check_gallery(specs: Path, gallery: Path) -> list[str]:
         if p.name not in want:
             stale.append(p.name)
     index = gallery / "README.md"
-    if not index.is_file() or index.read_text() != _index(specs, want):
+    if not index.is_file() or index.read_text() != _index(specs):
         stale.append("README.md")
     return stale
 
@@ -96,6 +103,7 @@ def legend_scene() -> Scene:
                 Edge("predictor", "energy", "data", shape="[B, 32]"),
                 Edge("ema_target", "energy", "stop_grad", shape="[B, 32]"),
                 Edge("encoder", "ema_target", "ema", label="EMA m=0.996\u21921"),
+                Edge("encoder", "latent", "amortize", label="amortised z\u2080"),
                 Edge("encoder", "actor", "data", shape="[B, 32]"),
                 Edge("predictor", "cost", "data", shape="[B, 32]"),
                 Edge("predictor", "critic", "data", shape="[B, 32]"),
@@ -122,15 +130,14 @@ def _stamp(svg: str, src: str) -> str:
     return f"{head}\n<!-- jepa-graph dot sha256: {_sha(src)} -->\n{rest}"
 
 
-def _index(specs: Path, want: dict[str, str]) -> str:
+def _index(specs: Path) -> str:
     lines = ["# Gallery", "", "Every spec in `specs/`, drawn by `jepa-graph render` (regenerate: "
              "`python -m jepa_graph.render.gallery`). The legend shows the notation.", "",
-             "![notation](legend.svg)", ""]
-    for name in want:
-        if name != "legend.dot":
-            stem = name[:-4]
-            lines += [f"## {stem}", "", f"`specs/{next(p.name for p in spec_files(specs) if p.stem == stem)}`", "",
-                      f"![{stem}]({stem}.svg)", ""]
+             "![notation](legend.svg)", "", "| kind | drawn as | meaning |", "|---|---|---|"]
+    lines += [f"| {k} | {how} | {what} |" for k, how, what in N.table()]
+    lines.append("")
+    for name, p in picture_names(specs).items():
+        lines += [f"## {name}", "", f"`specs/{p.name}`", "", f"![{name}]({name}.svg)", ""]
     return "\n".join(lines)
 
 

@@ -53,7 +53,8 @@ def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.D
         tree.setdefault(it.cluster, []).append(it)
     _emit(dot, (), tree, sc, opts, emph)
     for e in edges:
-        dot.edge(_end(e.src, e.src_port), _end(e.dst, e.dst_port), **_edge_attrs(e, opts, emph))
+        out_side, in_side = _SIDES[opts.rankdir]
+        dot.edge(_end(e.src, e.src_port, out_side), _end(e.dst, e.dst_port, in_side), **_edge_attrs(e, opts, emph))
     return dot
 
 
@@ -162,13 +163,13 @@ def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False) -> str:
         err = f'<br/><font point-size="9" color="{N.ERROR_COLOR}">{_wrap(it.error, "<br/>", 36, esc)}</font>'
     if len(it.uses) > 1 and it.kind != "composite":
         # one module, several uses: one cell (port) per use, so edges show which use they feed
+        # edges run through the cells, so the title sits beside them (vertical flow) or above them
         cells = [f'<td port="u{i}" bgcolor="#ffffff">{esc(u.rsplit("/", 1)[-1])}</td>' for i, u in enumerate(it.uses)]
-        body = "<tr>" + "".join(cells) + "</tr>" if opts.rankdir in ("TB", "BT") \
-            else "".join(f"<tr>{c}</tr>" for c in cells)
-        span = len(cells) if opts.rankdir in ("TB", "BT") else 1
-        head = f'<tr><td colspan="{span}" border="0"><b>{esc(it.title)}</b> (shared \u00d7{len(cells)})' \
-               f'{"<br/>" + small_html if small_html else ""}{err}</td></tr>'
-        return f'<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">{head}{body}</table>>'
+        title = f'<td border="0"><b>{esc(it.title)}</b> (shared \u00d7{len(cells)})' \
+                f'{"<br/>" + small_html if small_html else ""}{err}</td>'
+        rows = f"<tr>{title}{''.join(cells)}</tr>" if opts.rankdir in ("TB", "BT") \
+            else f"<tr>{title}</tr>" + "".join(f"<tr>{c}</tr>" for c in cells)
+        return f'<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">{rows}</table>>'
     return f"<<b>{esc(it.title)}</b>{'<br/>' + small_html if small_html else ''}{err}>"
 
 
@@ -178,7 +179,7 @@ def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
     lines = []
     if e.kind == "error":
         lines.append(_wrap(e.label, "\\n", 40))
-    elif e.kind == "ema":
+    elif e.kind in ("ema", "amortize"):
         lines.append(e.label)
     else:
         if opts.shapes and e.shape:
@@ -190,7 +191,7 @@ def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
     a["class"] = e.kind
     if emph.used is not None and e.kind != "error":
         src_ok = e.uses[0] in emph.used or e.uses[0] in emph.given
-        if src_ok and e.uses[1] in emph.used and e.kind != "ema":
+        if src_ok and e.uses[1] in emph.used and e.kind not in ("ema", "amortize"):
             a.update(color=N.HIGHLIGHT_COLOR, penwidth="2")
             a["class"] += " used"
         else:
@@ -215,8 +216,12 @@ def _wrap(text: str, sep: str, width: int, esc=lambda s: s) -> str:
     return sep.join(esc(x) for x in out)
 
 
-def _end(item: str, port: str | None) -> str:
-    return f"{item}:{port}" if port else item
+# a shared module's cell is entered from the input side and left from the output side
+_SIDES = {"LR": ("e", "w"), "RL": ("w", "e"), "TB": ("s", "n"), "BT": ("n", "s")}
+
+
+def _end(item: str, port: str | None, side: str) -> str:
+    return f"{item}:{port}:{side}" if port else item
 
 
 def _safe(key: str) -> str:

@@ -101,6 +101,8 @@ STROKES: dict[str, Stroke] = {
                         "stop-gradient: a bar where the gradient is cut, labelled `stop-grad`"),
     "ema": Stroke((("color", "#7f7f7f"), ("style", "dashed"), ("arrowhead", "empty"), ("constraint", "false")),
                   "EMA: target follows source by momentum (dashed, labelled with m)"),
+    "amortize": Stroke((("color", "#6a3d9a"), ("style", "dotted"), ("arrowhead", "open"), ("constraint", "false")),
+                       "amortised inference: a block predicts the latent's starting value (dotted)"),
     "error": Stroke((("color", "#d00000"), ("fontcolor", "#d00000"), ("penwidth", "2.2")),
                     "the offending edge of a spec that failed validation, with the error"),
 }

@@ -115,6 +115,11 @@ def from_graph(g: Graph, params: dict[str, int] | None = None) -> Scene:
             s_item, _ = sc.where[n.ema_of]
             sc.edges.append(Edge(s_item, sc.where[n.name][0], "ema", label=f"EMA m={m}{sched}",
                                  uses=(n.ema_of, n.name)))
+    for n in g.nodes.values():  # amortised inference: a block predicts where minimisation over z starts
+        enc = getattr(n.decl, "encoder", None) if n.op == "latent" else None
+        if enc in g.nodes:
+            sc.edges.append(Edge(sc.where[enc][0], n.name, "amortize", sc.where[enc][1], label="amortised z₀",
+                                 uses=(enc, n.name)))
     for key, c in sc.clusters.items():
         c.members = [n.name for n in g.nodes.values() if n.scope == key or n.scope.startswith(key + "/")]
     return sc
