@@ -3,9 +3,10 @@
 I-JEPA (Assran et al., 2023, section 3) samples M target blocks (scale 0.15-0.2 of the image,
 aspect ratio 0.75-1.5) and one large context block (scale 0.85-1.0, aspect 1), then removes
 the target patches from the context so the task is not trivial. Specs here take a *fixed*
-number of indices (``ctx_idx [n_ctx]``, ``tgt_idx [n_tgt]``), so after sampling the blocks,
-the target set is cut (at random) or topped up (with patches adjacent to it) to exactly
-``n_tgt``, and the context likewise to ``n_ctx`` from the remaining patches. Indices are
+number of indices (``ctx_idx [n_ctx]``, ``tgt_idx [n_tgt]``), so target blocks are added
+until they hold ``n_tgt`` patches (the last block cut in raster order; topped up with adjacent
+patches if ``n_blocks`` blocks fall short), and the context block minus the targets is cut (at
+random) or topped up (nearest patches first) to ``n_ctx``. Indices are
 row-major in the patch grid, sorted, context and target disjoint.
 
 V-JEPA (Bardes et al., 2024) masks *tubes*: one spatial mask repeated over every time step, so
@@ -61,10 +62,14 @@ def multiblock(gh: int, gw: int, n_ctx: int, n_tgt: int, gen: torch.Generator, n
     N = gh * gw
     if n_ctx + n_tgt > N:
         raise ValueError(f"n_ctx + n_tgt = {n_ctx + n_tgt} exceeds the {gh}x{gw} = {N} patches")
-    tgt = torch.zeros(gh, gw, dtype=torch.bool)
-    for _ in range(n_blocks):
-        tgt |= _block(gh, gw, target_scale, target_aspect, gen)
-    tgt = _fit(tgt.flatten(), torch.ones(N, dtype=torch.bool), n_tgt, gen, gw)
+    tgt = torch.zeros(N, dtype=torch.bool)
+    for _ in range(n_blocks):  # blocks until the targets are full; the last one is cut in raster order
+        new = (_block(gh, gw, target_scale, target_aspect, gen).flatten() & ~tgt).nonzero().flatten()
+        need = n_tgt - int(tgt.sum())
+        tgt[new[:need]] = True
+        if len(new) >= need:
+            break
+    tgt = _fit(tgt, torch.ones(N, dtype=torch.bool), n_tgt, gen, gw)
     ctx = _block(gh, gw, context_scale, (1.0, 1.0), gen).flatten() & ~tgt
     ctx = _fit(ctx, ~tgt, n_ctx, gen, gw)
     return ctx.nonzero().flatten(), tgt.nonzero().flatten()

@@ -128,7 +128,7 @@ class TwoRoomsSource(DataSource):
         self.env = TwoRooms(door=p.door, speed=p.speed)
         x = inputs.get("x")
         self.pixels = p.obs == "pixels" or (p.obs == "auto" and x is not None and len(x.shape) == 3)
-        self.size = x.shape[-1] if self.pixels and x is not None else 64
+        self.size = x.shape[-1] if x is not None and len(x.shape) == 3 else 64
         if p.horizon >= p.length:
             raise ValueError(f"horizon {p.horizon} needs trajectories longer than length {p.length}")
         gen = torch.Generator().manual_seed(seed * 7919 + 17)  # the dataset depends on the seed only
