@@ -1,0 +1,246 @@
+"""Latent spaces and the batched energy that energy minimisation searches over.
+
+A :class:`LatentSpace` is one latent variable of a compiled model seen as a search space: its
+shape, its domain (``real``, ``box(lo, hi)`` or ``discrete(K)``, fed to the graph as a one-hot
+``[K]``), its capacity regulariser R(z), and the block (if any) that predicts it from (x, y).
+
+:class:`EnergyFn` evaluates ``E(x, y, z) + R(z)`` for a batch of B observations repeated ``n``
+times (rows ``r * B + b``), so every candidate z of every sample goes through the compiled
+``energy`` program in one batched call. A non-finite energy is never ranked: it raises
+:class:`NonFiniteEnergyError` naming the first block whose output went bad.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from .errors import BlockRuntimeError, Location, SpecError, did_you_mean
+from .lower import LATENT_PENALTIES, Lowering, energy_terms, fx_name
+
+log = logging.getLogger(__name__)
+_PROGRAMS: "weakref.WeakKeyDictionary[Any, dict[str, fx.GraphModule]]" = weakref.WeakKeyDictionary()
+
+
+class NonFiniteEnergyError(BlockRuntimeError):
+    """The energy was NaN or infinite for some candidates; the message names the culprit."""
+
+
+@dataclass
+class LatentSpace:
+    """One latent as a search space. ``arg`` is its placeholder name in the compiled programs."""
+
+    name: str
+    arg: str
+    shape: tuple[int, ...]
+    kind: str  # "real" | "box" | "discrete"
+    lo: float = -math.inf
+    hi: float = math.inf
+    k: int = 0  # number of values of a discrete latent
+    extra_regs: dict[str, float] | None = None  # declared R(z) terms the objective does not list
+    regs: dict[str, float] | None = None  # every declared R(z) term: the prior cost
+    encoder: str | None = None
+    inference: Any = None  # spec.LatentInference: default method, steps, lr
+    loc: Location | None = None
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind == "discrete"
+
+    def default(self, n: int, device) -> torch.Tensor:
+        """Where a search starts without an encoder: the prior's mode, 0 (clamped into a box)."""
+        return self.project(torch.zeros(n, *self.shape, device=device))
+
+    def prior_std(self) -> float:
+        return (self.hi - self.lo) / 2 if self.kind == "box" else 1.0
+
+    def sample(self, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws from the search prior: N(0, 1), uniform on the box, or uniform one-hots."""
+        if self.discrete:
+            idx = torch.randint(0, self.k, (n,), device=device, generator=generator)
+            return self.one_hot(idx)
+        u = torch.rand if self.kind == "box" else torch.randn
+        z = u(n, *self.shape, device=device, generator=generator)
+        return self.lo + (self.hi - self.lo) * z if self.kind == "box" else z
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Onto the domain: clamp into the box (a no-op for real latents)."""
+        return z.clamp(self.lo, self.hi) if self.kind == "box" else z
+
+    def one_hot(self, idx: torch.Tensor) -> torch.Tensor:
+        """(N,) long -> (N, K) float one-hot: how a discrete value enters the graph."""
+        return torch.eye(self.k, device=idx.device)[idx]  # F.one_hot checks the range: a sync per call
+
+    def penalty(self, z: torch.Tensor, regs: dict[str, float] | None) -> torch.Tensor | float:
+        """sum_r coef_r * R_r(z), per sample (N,), or 0.0 without terms."""
+        out: torch.Tensor | float = 0.0
+        for reg, coef in (regs or {}).items():
+            if reg in LATENT_PENALTIES:
+                out = out + coef * LATENT_PENALTIES[reg](z)
+        return out
+
+
+def latent_spaces(model) -> dict[str, LatentSpace]:
+    """Every latent of ``model`` by name."""
+    g = model.graph
+    listed = {(t.node, t.latent_reg) for t in g.objective if t.latent_reg}
+    out = {}
+    for n in g.nodes.values():
+        if n.op != "latent":
+            continue
+        d, kw = n.decl.domain, {}
+        if d == "real":
+            kind = "real"
+        elif hasattr(d, "box"):
+            kind, kw = "box", {"lo": float(d.box[0]), "hi": float(d.box[1])}
+        else:
+            kind, kw = "discrete", {"k": d.discrete}
+        regs = {r: c for r, c in n.decl.regularizer.items() if r != "none"}
+        out[n.name] = LatentSpace(n.name, fx_name(n.name), n.ttype.shape, kind, **kw, regs=regs,
+                                  extra_regs={r: c for r, c in regs.items() if (n.name, r) not in listed},
+                                  encoder=n.decl.encoder, inference=n.decl.inference, loc=n.loc)
+    return out
+
+
+def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple[str, ...] | None,
+            program: str = "energy") -> tuple[list[LatentSpace], dict[str, torch.Tensor]]:
+    """The latents to minimise over and the given inputs of ``program`` (extra batch keys ignored)."""
+    spaces = latent_spaces(model)
+    want = model.input_names(program)
+    if over is None:
+        names = [s.name for s in spaces.values() if s.arg in want and s.name not in batch and s.arg not in batch]
+        if not names:
+            raise SpecError(f"`{model.spec.name}` has no latent left to minimise over",
+                            hint="declare one under `latents:`, or leave it out of the batch")
+    else:
+        names = [over] if isinstance(over, str) else list(over)
+    chosen = []
+    for name in names:
+        s = spaces.get(name) or next((v for v in spaces.values() if v.arg == name), None)
+        if s is None:
+            raise SpecError(f"`{name}` is not a latent of `{model.spec.name}`", hint=did_you_mean(name, spaces, "latents"))
+        if s.arg not in want:
+            raise SpecError(f"latent `{name}` does not enter the {program} of `{model.spec.name}`", s.loc,
+                            "wire it into a predictor whose output an energy term compares")
+        chosen.append(s)
+    args = {s.arg for s in chosen}
+    missing = [p for p in want if p not in args and p not in batch]
+    if missing:
+        raise SpecError(f"minimising over {', '.join(f'`{s.name}`' for s in chosen)} needs inputs "
+                        f"{', '.join(f'`{m}`' for m in missing)} in the batch",
+                        hint=f"the {program} program takes ({', '.join(want)}); give the other latents a value, "
+                             "or add them to `over`")
+    return chosen, {p: batch[p] for p in want if p not in args}
+
+
+def subprogram(model, key: str, outputs: dict[str, str]) -> fx.GraphModule:
+    """A pruned program of ``model`` with the given outputs (result key -> node), cached per model."""
+    cache = _PROGRAMS.setdefault(model, {})
+    if key not in cache:
+        cache[key] = Lowering(model.graph, model).program(outputs, name=key.title().replace("_", ""))
+    return cache[key]
+
+
+def run_subprogram(model, gm: fx.GraphModule, batch: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    args = [n.target for n in gm.graph.nodes if n.op == "placeholder"]
+    missing = [a for a in args if a not in batch]
+    if missing:
+        raise SpecError(f"{what} needs {', '.join(f'`{m}`' for m in missing)} in the batch",
+                        hint=f"it takes ({', '.join(args)})")
+    return gm(**{a: batch[a] for a in args})
+
+
+def encoder_guess(model, space: LatentSpace, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The latent encoder's prediction for ``batch``: z (B, *shape), or logits (B, K) if discrete."""
+    gm = subprogram(model, f"latent_encoder_{space.arg}", {"z": space.encoder})
+    return run_subprogram(model, gm, batch, f"the encoder `{space.encoder}` of latent `{space.name}`")["z"]
+
+
+class EnergyFn:
+    """E(x, y, z) + R(z) per row for ``inputs`` (B rows each) repeated to match the candidates.
+
+    ``zs`` maps latent placeholder names to (n * B, *shape) tensors, row ``r * B + b`` being
+    candidate ``r`` of sample ``b``. Returns (n * B,). ``max_batch`` splits large no-grad calls.
+    """
+
+    def __init__(self, model, inputs: dict[str, torch.Tensor], spaces: list[LatentSpace], what: str,
+                 max_batch: int | None = None, on_nonfinite: str = "raise"):
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        self.model, self.inputs, self.spaces, self.what = model, inputs, spaces, what
+        self.max_batch, self.on_nonfinite = max_batch, on_nonfinite
+        self.B = next(iter(inputs.values())).shape[0] if inputs else None
+        self._reps: dict[int, dict[str, torch.Tensor]] = {}
+        self.step: int | None = None  # set by the search, for messages
+
+    def repeated(self, n: int) -> dict[str, torch.Tensor]:
+        if n not in self._reps:  # (B, ...) -> (n * B, ...), candidate-major
+            self._reps[n] = {k: v.repeat(n, *([1] * (v.dim() - 1))) for k, v in self.inputs.items()}
+        return self._reps[n]
+
+    def __call__(self, zs: dict[str, torch.Tensor]) -> torch.Tensor:
+        rows = next(iter(zs.values())).shape[0]
+        n = rows // self.B if self.B else 1
+        feed = {**self.repeated(n), **zs}
+        if self.max_batch and rows > self.max_batch and not torch.is_grad_enabled():
+            e = torch.cat([self._energy({k: v[i:i + self.max_batch] for k, v in feed.items()})
+                           for i in range(0, rows, self.max_batch)])
+        else:
+            e = self._energy(feed)
+        bad = ~torch.isfinite(e.detach())
+        if bad.any():
+            msg = explain_nonfinite(self.model, feed, e.detach(), self.spaces, self.what, self.step)
+            if self.on_nonfinite == "raise":
+                raise NonFiniteEnergyError(msg)
+            log.warning("%s (skipped: these candidates count as +inf)", msg)
+            e = torch.where(bad, torch.full_like(e, math.inf), e)
+        return e
+
+    def _energy(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
+        e = self.model.run("energy", feed)["energy"]
+        for s in self.spaces:
+            pen = s.penalty(feed[s.arg], s.extra_regs)
+            if isinstance(pen, torch.Tensor):  # declared R(z) terms the objective leaves out
+                e = e + pen
+        return e
+
+
+def explain_nonfinite(model, feed: dict[str, torch.Tensor], e: torch.Tensor, spaces: list[LatentSpace],
+                      what: str, step: int | None) -> str:
+    """Why the energy ``e`` (N,) is NaN/inf on some rows: a non-finite input or latent, or the first
+    block (in topological order) whose output is non-finite although its inputs are finite."""
+    rows = (~torch.isfinite(e)).nonzero().flatten()
+    kind = "NaN" if e[rows].isnan().all() else "infinite" if e[rows].isinf().all() else "NaN or infinite"
+    head = f"energy is {kind} for {len(rows)} of {e.numel()} candidate(s) during {what}" + \
+           (f" (step {step})" if step is not None else "")
+    sub = {k: v[rows[:16]] for k, v in feed.items()}
+    g = model.graph
+    for k, v in sub.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            node = g.nodes.get(k.replace("__", "/"))
+            if node is not None and node.op == "latent":
+                return (f"{head}: latent `{node.name}` itself became non-finite; the minimiser diverged "
+                        "(lower `lr`, use fewer `steps`, or a box domain)")
+            return f"{head}: input `{k}` contains NaN or infinite values (check the data)"
+    calls = sorted(g.ancestors([t.node for t in energy_terms(g)]))
+    order = [n.name for n in g.topo() if n.name in calls and n.op == "call"]
+    gm = subprogram(model, "trace_energy", {n: n for n in order})
+    with torch.no_grad():
+        outs = run_subprogram(model, gm, sub, "the energy trace")
+    big = [f"`{s.name}` reached |{s.name}| = {m:.3g}" for s in spaces
+           if (m := sub[s.arg].abs().max().item()) > 1e6]  # finite but huge: a runaway search
+    tail = f"; {', '.join(big)}: the minimiser diverged; lower `lr`" if big else ""
+    for name in order:
+        if not torch.isfinite(outs[name]).all():
+            n = g.nodes[name]
+            return (f"{n.loc}: {head}: block `{name}` ({n.kind}.{n.type}) gives non-finite values "
+                    f"from finite inputs{tail}")
+    regs = [s.name for s in spaces if s.regs]
+    return f"{head}: every block is finite; the sum of the energy terms overflows" + \
+        (f" (R(z) of {', '.join(regs)})" if regs else "")
+

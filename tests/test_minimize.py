@@ -1,0 +1,270 @@
+"""Energy minimisation over latents: every method against a reference (closed form or a per-sample
+loop), domains, several latents, gradients through F, amortised inference, non-finite energies."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph.latents import NonFiniteEnergyError
+from jepa_graph.minimize import free_energy, infer_latents, latent_encoder_loss, loss_with_latents
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest, and fair to the other jobs on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# E(y, z) = mean_j (W z + b - y)_j^2 + R(z): a ridge regression in z, solvable in closed form.
+QUAD = """
+name: quad
+dims: {obs: 6, zd: 3}
+inputs: {y: {shape: [obs]}}
+latents: {z: {shape: [zd], regularizer: {l2: 0.1}}}
+blocks:
+  dec: {kind: predictor, type: mlp, in: [z], with: {out: obs}}
+  E:   {kind: energy, type: l2, in: [dec, y]}
+objective: {E: 1.0, z.l2: 1.0}
+"""
+
+# One discrete and one real latent feeding one predictor.
+MIXED = """
+name: mixed
+dims: {obs: 4}
+inputs: {x: {shape: [obs]}, y: {shape: [obs]}}
+latents:
+  c: {shape: [3], domain: {discrete: 3}}
+  u: {shape: [2], regularizer: {l1: 0.05}}
+blocks:
+  enc:  {kind: encoder, type: mlp, in: [x], with: {out: obs}}
+  pred: {kind: predictor, type: mlp, in: [enc, c, u], with: {hidden: [16], out: obs}}
+  E:    {kind: energy, type: l2, in: [pred, y]}
+objective: {E: 1.0}
+"""
+
+
+def quad():
+    model = jg.compile(jg.loads(QUAD), seed=0)
+    y = torch.randn(5, 6)
+    lin = model.blocks.dec[0]
+    W, b = lin.weight.detach(), lin.bias.detach()  # (6, 3), (6,)
+    d = W.shape[0]
+    A = W.T @ W / d + 0.1 * torch.eye(3)
+    z_ref = torch.linalg.solve(A, (W.T @ (y - b).T) / d).T  # (5, 3)
+    return model, y, z_ref
+
+
+def energy_at(model, batch, z):
+    with torch.no_grad():
+        return model.energy(**batch, z=z)
+
+
+def test_regulariser_carries_its_declared_coefficient():
+    model, y, _ = quad()
+    z = torch.randn(5, 3)
+    with torch.no_grad():
+        plain = (model.blocks.dec(z) - y).pow(2).mean(1)
+    torch.testing.assert_close(energy_at(model, {"y": y}, z), plain + 0.1 * z.pow(2).sum(1))
+
+
+@pytest.mark.parametrize("optimizer,steps,lr,tol", [("adam", 400, 0.05, 2e-2), ("lbfgs", 30, None, 1e-3)])
+def test_gradient_reaches_the_closed_form_minimum(optimizer, steps, lr, tol):
+    model, y, z_ref = quad()
+    z, F = jg.minimize_energy(model, {"y": y}, over="z", method="gradient", optimizer=optimizer, steps=steps, lr=lr)
+    assert z.shape == (5, 3) and F.shape == (5,)
+    torch.testing.assert_close(z, z_ref, atol=tol, rtol=0)
+    F_ref = energy_at(model, {"y": y}, z_ref)
+    assert (F >= F_ref - 1e-5).all() and (F - F_ref).max() < tol
+    assert (F < energy_at(model, {"y": y}, torch.zeros(5, 3))).all()
+
+
+def test_cem_and_sample_improve_on_the_start_and_cem_gets_close():
+    model, y, z_ref = quad()
+    F_ref, F0 = energy_at(model, {"y": y}, z_ref), energy_at(model, {"y": y}, torch.zeros(5, 3))
+    _, F_s = jg.minimize_energy(model, {"y": y}, method="sample", samples=32)
+    assert (F_s <= F0 + 1e-6).all()  # the start point is one of the candidates
+    z_c, F_c = jg.minimize_energy(model, {"y": y}, method="cem", steps=15, samples=64, elites=8)
+    assert (F_c < F0).all() and (F_c - F_ref).max() < 1e-3
+    torch.testing.assert_close(z_c, z_ref, atol=5e-2, rtol=0)
+    assert (F_c <= F_s + 1e-6).mean(dtype=torch.float) >= 0.8
+
+
+@pytest.mark.parametrize("method", ["gradient", "cem", "sample"])
+def test_box_domain_is_respected(method):
+    text = QUAD.replace("regularizer: {l2: 0.1}}", "domain: {box: [-0.05, 0.05]}, regularizer: {l2: 0.1}}")
+    model = jg.compile(jg.loads(text), seed=0)
+    y = 3 * torch.randn(6, 6)  # the unconstrained minimum lies far outside the box
+    z, F = jg.minimize_energy(model, {"y": y}, method=method, steps=50)
+    assert z.min() >= -0.05 and z.max() <= 0.05
+    assert (z.abs() > 0.049).any()  # pushed onto the boundary
+    assert (F <= energy_at(model, {"y": y}, torch.zeros(6, 3)) + 1e-6).all()
+
+
+def test_enumerate_matches_a_per_sample_loop():
+    model = jg.compile("specs/fork.yaml", seed=0)
+    batch = {"x": torch.randn(7, 4), "y": torch.randn(7, 4)}
+    z, F = jg.minimize_energy(model, batch, over="z", method="enumerate")
+    for b in range(7):
+        one = {k: v[b:b + 1] for k, v in batch.items()}
+        e = torch.stack([energy_at(model, one, torch.eye(2)[k:k + 1])[0] for k in range(2)])
+        assert int(z[b].argmax()) == int(e.argmin()) and z[b].sum() == 1
+        torch.testing.assert_close(F[b].detach(), e.min())
+
+
+def test_several_latents_at_once_and_a_subset_with_the_rest_given():
+    model = jg.compile(jg.loads(MIXED), seed=0)
+    batch = {"x": torch.randn(4, 4), "y": torch.randn(4, 4)}
+    zs, F = jg.minimize_energy(model, batch, over=["c", "u"], method="gradient", steps=150, lr=0.05)
+    assert set(zs) == {"c", "u"} and zs["c"].shape == (4, 3) and zs["u"].shape == (4, 2)
+    per_value = []
+    for k in range(3):  # the discrete latent given, minimise over the real one only
+        c = torch.eye(3)[k].expand(4, 3)
+        _, Fk = jg.minimize_energy(model, {**batch, "c": c}, over="u", steps=150, lr=0.05)
+        per_value.append(Fk.detach())
+    per_value = torch.stack(per_value)  # (3, B)
+    torch.testing.assert_close(F.detach(), per_value.min(0).values, atol=1e-5, rtol=0)
+    assert (zs["c"].argmax(1) == per_value.argmin(0)).all()
+    # the declared l1 on u is not in the objective; inference adds it anyway
+    with torch.no_grad():
+        manual = model.energy(**batch, c=zs["c"], u=zs["u"]) + 0.05 * zs["u"].abs().sum(1)
+    torch.testing.assert_close(F.detach(), manual)
+
+
+def test_gradients_flow_to_the_weights_through_F_not_through_z():
+    model = jg.compile(jg.loads(MIXED), seed=0)
+    batch = {"x": torch.randn(6, 4), "y": torch.randn(6, 4)}
+    zs, F = jg.minimize_energy(model, batch, method="gradient", steps=20)
+    assert not zs["c"].requires_grad and not zs["u"].requires_grad and F.requires_grad
+    F.sum().backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    (model.energy(**batch, **zs) + 0.05 * zs["u"].abs().sum(1)).sum().backward()
+    for g, p in zip(got, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+    assert any(g.abs().sum() > 0 for g in got)
+
+
+def test_inner_search_leaves_weight_gradients_alone():
+    model, y, _ = quad()
+    infer_latents(model, {"y": y}, method="gradient", steps=5)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_free_energy_lies_between_min_and_mean():
+    model = jg.compile("specs/fork.yaml", seed=0)
+    batch = {"x": torch.randn(5, 4), "y": torch.randn(5, 4)}
+    with torch.no_grad():
+        e = torch.stack([model.energy(**batch, z=torch.eye(2)[k].expand(5, 2)) for k in range(2)])
+        _, F = jg.minimize_energy(model, batch)
+        for beta in (0.1, 10.0):
+            Fb = free_energy(model, batch, beta=beta)
+            assert (Fb >= F - 1e-6).all() and (Fb <= e.mean(0) + 1e-6).all()
+        torch.testing.assert_close(free_energy(model, batch, beta=1e5), F, atol=1e-4, rtol=0)
+
+
+def test_predict_modes_discrete_and_continuous():
+    model = jg.compile("specs/fork.yaml", seed=0)
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    modes = jg.predict_modes(model, x, k=2)
+    assert modes.pred.shape == (3, 2, 8) and modes.z.shape == (3, 2, 2) and modes.ranked_by == "prior"
+    with torch.no_grad():
+        for j in range(2):
+            ref = model.blocks.predictor(model.blocks.context_encoder(x), modes.z[:, j])
+            torch.testing.assert_close(modes.pred[:, j], ref)
+    ranked = jg.predict_modes(model, {"x": x}, y={"y": y})
+    assert ranked.ranked_by == "energy" and (ranked.score[:, 0] <= ranked.score[:, 1]).all()
+    with torch.no_grad():
+        torch.testing.assert_close(ranked.score[:, 0], model.energy(x=x, y=y, z=ranked.z[:, 0]))
+    cont = jg.compile(jg.loads(MIXED), seed=0)
+    m = jg.predict_modes(cont, {"x": x, "c": torch.eye(3)[:3]}, k=5, over="u", samples=20)
+    assert m.z.shape == (3, 5, 2) and m.ranked_by == "prior"
+    assert (m.z[:, 0] == 0).all() and (m.score[:, :-1] <= m.score[:, 1:]).all()
+
+
+AMORTISED = MIXED.replace("u: {shape: [2], regularizer: {l1: 0.05}}",
+                          "u: {shape: [2], regularizer: {l1: 0.05}, encoder: guess}") \
+                 .replace("objective:", "  guess: {kind: predictor, type: mlp, in: [x, y], with: {hidden: [16], out: 2}}\n"
+                          "objective:")
+
+
+def test_amortised_inference_starts_from_the_encoder_and_learns_z_star():
+    model = jg.compile(jg.loads(AMORTISED), seed=0)
+    assert not model.graph.warnings
+    batch = {"x": torch.randn(64, 4), "y": torch.randn(64, 4), "c": torch.eye(3)[torch.arange(64) % 3]}
+    with torch.no_grad():
+        guess = model.blocks.guess(batch["x"], batch["y"])
+    z, _ = jg.minimize_energy(model, batch, over="u", method="sample", samples=1)
+    torch.testing.assert_close(z, guess)  # the start point is the encoder's guess
+    opt = torch.optim.Adam(model.blocks.guess.parameters(), lr=1e-2)
+    target = infer_latents(model, batch, over="u", steps=50, lr=0.05, use_encoder=False)
+    first = latent_encoder_loss(model, target).item()
+    for _ in range(150):
+        loss = latent_encoder_loss(model, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert latent_encoder_loss(model, target).item() < 0.3 * first
+    total = loss_with_latents(model, batch, over="u", steps=5)
+    assert total.dim() == 0 and total.requires_grad
+
+
+@pytest.mark.parametrize("text,match", [
+    (AMORTISED.replace("encoder: guess", "encoder: gues"), r"did you mean `guess`"),
+    (AMORTISED.replace("encoder: guess", "encoder: y"), r"must name an encoder or predictor block; `y` is a input"),
+    (AMORTISED.replace("out: 2}", "out: 3}"), r"latent `u` is \[B, 2\], but its encoder `guess` gives \[B, 3\]"),
+    (AMORTISED.replace("in: [x, y], with: {hidden: [16], out: 2}", "in: [x, u], with: {hidden: [16], out: 2}"),
+     r"its encoder `guess` depends on `u` itself"),
+    (MIXED.replace("c: {shape: [3]", "c: {shape: [4]"), r"latent `c` is discrete\(3\) but has shape \[B, 4\]"),
+])
+def test_latent_spec_errors_are_located(text, match):
+    with pytest.raises(jg.SpecError, match=match) as e:
+        jg.compile(jg.loads(text))
+    assert e.value.first.loc is not None and e.value.first.hint
+
+
+def test_bad_calls_name_what_is_wrong():
+    model = jg.compile(jg.loads(MIXED), seed=0)
+    batch = {"x": torch.randn(2, 4), "y": torch.randn(2, 4)}
+    with pytest.raises(jg.SpecError, match=r"`uu` is not a latent.*\n.*did you mean `u`"):
+        jg.minimize_energy(model, batch, over="uu")
+    with pytest.raises(jg.SpecError, match=r"needs inputs `c` in the batch"):
+        jg.minimize_energy(model, batch, over="u")
+    with pytest.raises(jg.SpecError, match=r"unknown minimisation method `newton`"):
+        jg.minimize_energy(model, batch, method="newton")
+
+
+def test_nan_from_a_block_is_reported_by_name_never_picked():
+    model = jg.compile("specs/fork.yaml", seed=0)
+    with torch.no_grad():
+        model.blocks.predictor[0].weight[0, 0] = float("nan")
+    batch = {"x": torch.randn(3, 4), "y": torch.randn(3, 4)}
+    with pytest.raises(NonFiniteEnergyError, match=r"fork.yaml:\d+:\d+: energy is NaN .*block `predictor` "
+                                                   r"\(predictor.mlp\)"):
+        jg.minimize_energy(model, batch)
+    clean = jg.compile("specs/fork.yaml", seed=0)
+    with pytest.raises(NonFiniteEnergyError, match=r"input `y` contains NaN"):
+        jg.minimize_energy(clean, {"x": batch["x"], "y": torch.full((3, 4), float("nan"))})
+
+
+def test_diverging_descent_is_reported():
+    model, y, _ = quad()
+    with pytest.raises(NonFiniteEnergyError, match=r"block `E` \(energy.l2\) gives non-finite.*"
+                                                   r"`z` reached \|z\| = [0-9.e+]+: the minimiser diverged; lower `lr`"):
+        jg.minimize_energy(model, {"y": y}, method="gradient", optimizer="lbfgs", lr=1e30, steps=5)
+
+
+def test_skip_ranks_non_finite_candidates_last_and_logs_the_block(caplog):
+    model, y, _ = quad()
+    with torch.no_grad():
+        model.blocks.dec[0].weight.fill_(3e38)  # any z != 0 overflows; z = 0 (the start) is fine
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.latents"):
+        z, F = jg.minimize_energy(model, {"y": y}, method="sample", samples=8, on_nonfinite="skip")
+    assert (z == 0).all() and torch.isfinite(F).all()
+    assert "skipped" in caplog.text and "block `dec` (predictor.mlp) gives non-finite" in caplog.text
