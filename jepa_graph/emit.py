@@ -1,0 +1,156 @@
+"""Spec -> canonical plain data -> canonical YAML lines.
+
+:func:`canonical_data` is the one normal form both emitters start from: defaults left out,
+keys in a fixed order (``kind, type, share, ema_of, in, with, frozen`` for blocks), a plain
+edge written as its name. :func:`emit_yaml` lays it out the way ``specs/*.yaml`` read: one
+section per top-level key, one flow-style line per input, latent, action and block (aligned),
+block style only where a line would pass :data:`WIDTH`.
+
+    data = canonical_data(jg.load("specs/seed_world_model.yaml"))
+    text = "\\n".join(line.text for line in emit_yaml(data))
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from .comments import Line
+from .spec import Spec
+
+WIDTH = 120  # a flow-style line longer than this is written in block style
+TOP_ORDER = ("$schema", "name", "description", "dims", "inputs", "latents", "actions", "blocks", "outputs",
+             "objective", "world_model", "costs", "levels")
+BLOCK_ORDER = ("kind", "type", "share", "ema_of", "in", "with", "frozen")
+VAR_ORDER = ("shape", "dtype", "domain", "regularizer", "inference", "bounds")
+LEVEL_ORDER = ("name", "encoder", "predictor", "action", "latent", "stride", "subgoal")
+ENTRY_SECTIONS = ("inputs", "latents", "actions", "blocks")  # name -> mapping, one line each
+
+
+def _ordered(d: dict, order: tuple) -> dict:
+    return {**{k: d[k] for k in order if k in d}, **{k: v for k, v in d.items() if k not in order}}
+
+
+def _plain(v: Any) -> Any:
+    """Tuples -> lists, recursively (the model keeps (lo, hi) pairs as tuples)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _compact(x: Any) -> Any:
+    """1.0 -> 1 where the model stores floats anyway (bounds, box): reads like the user wrote it."""
+    if isinstance(x, float) and math.isfinite(x) and x == int(x) and abs(x) < 2 ** 53:
+        return int(x)
+    return x
+
+
+def canonical_data(spec: Spec) -> dict:
+    """The spec as plain data in canonical form (what both emitters write)."""
+    d = _plain(spec.model_dump(by_alias=True, exclude_defaults=True))
+    d.setdefault("blocks", {})
+    for section in ("inputs", "latents", "actions"):
+        for name, var in d.get(section, {}).items():
+            if "bounds" in var:
+                var["bounds"] = [_compact(x) for x in var["bounds"]]
+            if isinstance(var.get("domain"), dict) and isinstance(var["domain"].get("box"), list):
+                var["domain"]["box"] = [_compact(x) for x in var["domain"]["box"]]
+            d[section][name] = _ordered(var, VAR_ORDER)
+    for name, blk in d["blocks"].items():
+        if "in" in blk:
+            blk["in"] = [e["ref"] if set(e) == {"ref"} else _ordered(e, ("ref", "stop_grad")) for e in blk["in"]]
+        d["blocks"][name] = _ordered(blk, BLOCK_ORDER)
+    if "levels" in d:
+        d["levels"] = [_ordered(lv, LEVEL_ORDER) for lv in d["levels"]]
+    return _ordered(d, TOP_ORDER)
+
+
+# ------------------------------------------------------------------------------------ YAML
+def yaml_scalar(v: Any) -> str:
+    """A scalar (or key) as YAML writes it inside a flow collection: quoted only when needed."""
+    text = yaml.safe_dump([v], default_flow_style=True, width=math.inf, allow_unicode=True)
+    return text.strip()[1:-1]
+
+
+def yaml_flow(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{yaml_scalar(k)}: {yaml_flow(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(yaml_flow(x) for x in v) + "]"
+    return yaml_scalar(v)
+
+
+def _yaml_block(v: Any, indent: int, path: tuple) -> list[Line]:
+    """A mapping or list in block style; children that fit on one line stay in flow style."""
+    pad, out = " " * indent, []
+    if isinstance(v, dict):
+        for k, x in v.items():
+            key = f"{pad}{yaml_scalar(k)}:"
+            flow = yaml_flow(x)
+            if not isinstance(x, (dict, list)) or not x or len(key) + 1 + len(flow) <= WIDTH:
+                out.append(Line(f"{key} {flow}", path + (k,)))
+            else:
+                out.append(Line(key, path + (k,)))
+                out += _yaml_block(x, indent + 2, path + (k,))
+    else:
+        for i, x in enumerate(v):
+            flow = yaml_flow(x)
+            if not isinstance(x, (dict, list)) or len(pad) + 2 + len(flow) <= WIDTH:
+                out.append(Line(f"{pad}- {flow}", path + (i,)))
+            else:
+                out.append(Line(f"{pad}-", path + (i,)))
+                out += _yaml_block(x, indent + 2, path + (i,))
+    return out
+
+
+def pack(prefix: str, pieces: list[str], close: str) -> list[str] | None:
+    """Comma-separated pieces after ``prefix``, wrapped at :data:`WIDTH` and aligned under the
+    first piece (None if one piece alone is too long)::
+
+        target: {kind: composite, type: masked_target, in: [target_encoder, tgt_idx],
+                 with: {n_tokens: tokens, dim: dim}}
+    """
+    lines, cur, indent = [], prefix, " " * len(prefix)
+    for i, p in enumerate(pieces):
+        piece = p + (close if i == len(pieces) - 1 else ",")
+        fresh = cur in (prefix, indent)
+        cand = cur + piece if fresh else f"{cur} {piece}"
+        if len(cand) > WIDTH and not fresh:
+            lines.append(cur)
+            cur = indent + piece
+        else:
+            cur = cand
+    lines.append(cur if pieces else prefix + close)
+    return lines if all(len(t) <= WIDTH for t in lines) else None
+
+
+def _wrapped(prefix: str, d: dict) -> list[str] | None:
+    return pack(prefix + "{", [f"{yaml_scalar(k)}: {yaml_flow(v)}" for k, v in d.items()], "}")
+
+
+def emit_yaml(data: dict) -> list[Line]:
+    """Canonical YAML lines for canonical data (see :func:`canonical_data`)."""
+    out: list[Line] = []
+    for key, v in data.items():
+        head = f"{yaml_scalar(key)}:"
+        if key in ENTRY_SECTIONS and isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            out.append(Line(head, (key,)))
+            w = max(len(yaml_scalar(n)) for n in v) + 1
+            for name, x in v.items():
+                wrapped = _wrapped(f"  {yaml_scalar(name) + ':':<{w}} ", x)
+                if wrapped:
+                    out += [Line(t, (key, name) if i == 0 else None) for i, t in enumerate(wrapped)]
+                else:
+                    out.append(Line(f"  {yaml_scalar(name)}:", (key, name)))
+                    out += _yaml_block(x, 4, (key, name))
+            continue
+        flow = yaml_flow(v)
+        if not isinstance(v, (dict, list)) or not v or len(head) + 1 + len(flow) <= WIDTH:
+            out.append(Line(f"{head} {flow}", (key,)))
+        else:
+            out.append(Line(head, (key,)))
+            out += _yaml_block(v, 2, (key,))
+    return out
