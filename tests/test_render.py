@@ -15,7 +15,7 @@ import jepa_graph as jg
 from conftest import ROOT, SPECS
 from jepa_graph.cli import main as cli_main
 from jepa_graph.render import MissingDot, dot_source, notation as N, render, svg_text
-from jepa_graph.render.gallery import check_gallery, write_gallery
+from jepa_graph.render.gallery import canonical, check_gallery, write_gallery
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -366,6 +366,16 @@ def test_schema_error_marks_the_block_and_syntax_error_goes_in_caption(tmp_path)
     assert N.ERROR_COLOR in src and "bad.yaml" in src
 
 
+def test_dsl_spec_errors_are_placed_too(tmp_path):
+    bad = tmp_path / "tiny.jepa"
+    bad.write_text("jepa tiny\ndims obs = 4, state = 8\ninput x, y : [obs]\nenc = encoder.mlp(x, out=state)\n"
+                   "tgt = enc(y)\nE   = energy.l2(enc, tgtt)\nobjective E\n")
+    nodes, edges, _ = parse_dot(dot_source(bad))
+    assert "shared" in nodes["enc"][0]["class"]
+    assert "unknown reference `tgtt`" in _edge(edges, "missing__tgtt", "E")["label"]
+    assert _edge(edges, "enc", "E")["class"] == "data"
+
+
 @needs_dot
 def test_cli_renders_errors_and_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
@@ -496,6 +506,15 @@ def test_500_blocks_collapse_to_a_readable_diagram(tmp_path):
 def test_gallery_is_up_to_date():
     stale = check_gallery(SPECS, ROOT / "docs" / "gallery")
     assert not stale, f"stale gallery pictures {stale}: run `python -m jepa_graph.render.gallery`"
+
+
+def test_staleness_ignores_dot_serializer_quirks(agent):
+    src = dot_source(agent)
+    quirky = src.replace("rankdir=LR ranksep=0.45", 'ranksep="0.45" rankdir="LR"').replace("\n", ";\n")
+    quirky = quirky.replace("\tx -> enc", '\t"x" -> "enc"')
+    assert quirky != src and canonical(quirky) == canonical(src)
+    assert canonical(src.replace("[B, 8]", "[B, 9]", 1)) != canonical(src)
+    assert canonical(src.replace("style=dashed", "style=solid", 1)) != canonical(src)
 
 
 @needs_dot

@@ -3,8 +3,9 @@
 For each spec ``NAME`` the gallery holds ``NAME.dot`` (the DOT source, which our code alone
 decides) and ``NAME.svg`` (laid out by ``dot``; it records the SHA-256 of the DOT it was drawn
 from in a comment). A picture is stale when the DOT it would get today differs from the
-committed one, or its SVG was drawn from other DOT: that check does not depend on the graphviz
-version installed. Regenerate with::
+committed one, or its SVG was drawn from other DOT. Both compare :func:`canonical` DOT, so the
+check depends neither on the ``dot`` version (SVG bytes are never compared) nor on how the
+``graphviz`` package quotes and orders attributes. Regenerate with::
 
     python -m jepa_graph.render.gallery            # or: jepa-graph render --gallery docs/gallery
     python -m jepa_graph.render.gallery --check    # exit 1 when a committed picture is stale
@@ -73,7 +74,7 @@ def check_gallery(specs: Path, gallery: Path) -> list[str]:
     stale = []
     for name, src in want.items():
         dot_path, svg_path = gallery / name, (gallery / name).with_suffix(".svg")
-        if not dot_path.is_file() or dot_path.read_text() != src:
+        if not dot_path.is_file() or canonical(dot_path.read_text()) != canonical(src):
             stale.append(name)
         m = _HASH_RE.search(svg_path.read_text()) if svg_path.is_file() else None
         if m is None or m.group(1) != _sha(src):
@@ -121,8 +122,60 @@ def _rel(p: Path) -> Path:
         return p
 
 
+def canonical(dot: str) -> str:
+    """DOT with serializer choices removed: quotes around IDs, attribute order, ``;``, layout.
+
+    The gallery compares this, so a newer ``graphviz`` package that quotes or orders
+    differently does not make every picture look stale; any change in what is drawn still does.
+    """
+    toks, i, n = [], 0, len(dot)
+    while i < n:
+        c = dot[i]
+        if c.isspace() or c == ";":
+            i += 1
+        elif c == '"':
+            j = i + 1
+            while dot[j] != '"':
+                j += 2 if dot[j] == "\\" else 1
+            toks.append(dot[i + 1:j].replace('\\"', '"'))
+            i = j + 1
+        elif c == "<":  # an HTML string: balanced angle brackets
+            depth, j = 0, i
+            while True:
+                depth += {"<": 1, ">": -1}.get(dot[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+            toks.append(dot[i:j])
+            i = j
+        elif dot.startswith("->", i):
+            toks.append("->")
+            i += 2
+        elif c.isalnum() or c in "_.#-":
+            j = i
+            while j < n and (dot[j].isalnum() or dot[j] in "_.#-") and not dot.startswith("->", j):
+                j += 1
+            toks.append(dot[i:j])
+            i = j
+        else:
+            toks.append(c)
+            i += 1
+    out, k = [], 0
+    while k < len(toks):
+        if toks[k] == "[":  # attribute list: sort its key=value pairs
+            end = toks.index("]", k)
+            body = [t for t in toks[k + 1:end] if t != ","]
+            pairs = sorted(f"{body[m]}={body[m + 2]}" for m in range(0, len(body) - 2, 3))
+            out.append("[" + " ".join(pairs) + "]")
+            k = end + 1
+        else:
+            out.append(toks[k])
+            k += 1
+    return " ".join(out)
+
+
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical(text).encode()).hexdigest()
 
 
 def _stamp(svg: str, src: str) -> str:
