@@ -22,8 +22,8 @@ _LAZY = {
     "render": "jepa_graph.render",
     "minimize_energy": "jepa_graph.minimize",
     "predict_modes": "jepa_graph.minimize",
-    "train": "jepa_graph.train",
-    "Trainer": "jepa_graph.train",
+    "train": "jepa_graph.training",
+    "Trainer": "jepa_graph.training",
     "plan": "jepa_graph.plan",
     "plan_hierarchical": "jepa_graph.plan",
     "format_spec": "jepa_graph.fmt",
@@ -34,7 +34,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # importing jepa_graph.train binds the submodule as `train`; the function wins
+        globals()[name] = value  # cache: later lookups skip __getattr__
         return value
     raise AttributeError(f"module 'jepa_graph' has no attribute {name!r}")
 

@@ -34,7 +34,7 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     if cfg.schedule.kind == "constant":
         return 1.0
     floor = cfg.schedule.final_lr / cfg.optimizer.lr
-    span = max(cfg.steps - warm, 1)
+    span = max(cfg.steps - warm - 1, 1)  # the last step (steps - 1) runs at final_lr
     t = min(max(step - warm, 0) / span, 1.0)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
 

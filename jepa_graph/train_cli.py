@@ -92,7 +92,7 @@ def add_train_arguments(p) -> None:
 def run_train(args) -> int:
     from . import distributed
     from .model import compile
-    from .train import Trainer
+    from .training import Trainer
     logging.getLogger("jepa_graph").setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     spec = load_with_overrides(args.spec, args.overrides)
     cfg = spec.train

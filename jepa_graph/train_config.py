@@ -83,21 +83,7 @@ class TrainConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthands(cls, v: Any) -> Any:
-        """``lr`` / ``weight_decay`` / ``warmup`` at top level are shorthands (CLI-friendly)."""
-        if not isinstance(v, dict):
-            return v
-        v = dict(v)
-        for key, section in (("lr", "optimizer"), ("weight_decay", "optimizer"), ("warmup", "schedule"),
-                             ("final_lr", "schedule")):
-            if key in v:
-                sub = v.get(section) or {}
-                if isinstance(sub, dict):
-                    v[section] = {**sub, key: v.pop(key)}
-        if isinstance(v.get("optimizer"), str):
-            v["optimizer"] = {"name": v["optimizer"]}
-        if isinstance(v.get("data"), str):
-            v["data"] = {"source": v["data"]}
-        return v
+        return normalize(v)
 
     @field_validator("device")
     @classmethod
@@ -108,6 +94,25 @@ class TrainConfig(_Strict):
 
 
 SHORTHANDS = ("lr", "weight_decay", "warmup", "final_lr")
+
+
+def normalize(v: Any) -> Any:
+    """Expand shorthands: ``optimizer: sgd`` -> ``{name: sgd}``, ``data: shapes`` ->
+    ``{source: shapes}``, top-level ``lr``/``weight_decay``/``warmup``/``final_lr`` -> their section."""
+    if not isinstance(v, dict):
+        return v
+    v = dict(v)
+    if isinstance(v.get("optimizer"), str):
+        v["optimizer"] = {"name": v["optimizer"]}
+    if isinstance(v.get("data"), str):
+        v["data"] = {"source": v["data"]}
+    for key, section in (("lr", "optimizer"), ("weight_decay", "optimizer"), ("warmup", "schedule"),
+                         ("final_lr", "schedule")):
+        if key in v:
+            sub = v.get(section) or {}
+            if isinstance(sub, dict):
+                v[section] = {**sub, key: v.pop(key)}
+    return v
 
 
 def allowed_keys(path: tuple) -> list[str]:

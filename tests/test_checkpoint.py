@@ -14,7 +14,7 @@ import torch
 
 import jepa_graph as jg
 from jepa_graph.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, spec_hash
-from jepa_graph.train import Trainer
+from jepa_graph.training import Trainer
 
 from conftest import ROOT, SPECS
 
@@ -115,7 +115,7 @@ KILLED = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     import jepa_graph as jg
-    from jepa_graph.train import Trainer
+    from jepa_graph.training import Trainer
     from test_checkpoint import TINY
     out, kill_at = sys.argv[1], int(sys.argv[2])
 

@@ -38,7 +38,7 @@ from .errors import BlockRuntimeError, SpecError
 from .lower import LATENT_PENALTIES, Lowering
 from .metrics import MetricsWriter, collapse_stats, is_collapsed
 from .model import CompiledModel
-from .train_config import TrainConfig
+from .train_config import TrainConfig, normalize
 from . import distributed as dist_util
 from .data import resolve_source
 from .nonfinite import first_nonfinite_block, nonfinite_grad_block
@@ -65,13 +65,11 @@ class TrainResult:
 
 def resolve_config(model: CompiledModel, config: TrainConfig | dict | None = None, **overrides: Any) -> TrainConfig:
     """The spec's ``train:`` section (or defaults), then ``config``, then keyword overrides."""
-    base = model.spec.train or TrainConfig()
-    data = base.model_dump(exclude_unset=False)
-    if isinstance(config, TrainConfig):
-        data = config.model_dump()
-    elif isinstance(config, dict):
-        data = _merge(data, config)
-    data = _merge(data, overrides)
+    base = config if isinstance(config, TrainConfig) else (model.spec.train or TrainConfig())
+    data = base.model_dump()
+    if isinstance(config, dict):
+        data = _merge(data, normalize(config))
+    data = _merge(data, normalize(overrides))
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
@@ -205,13 +203,14 @@ class Trainer:
             if not torch.isfinite(norm):
                 self._nonfinite(batch, f"gradient norm is {float(norm)}",
                                 nonfinite_grad_block(self.model, self.graph))
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
         self.scheduler.step()
         momenta = self.model.update_ema(progress=(self.step + 1) / cfg.steps)
         self.step += 1
         rec: dict[str, Any] = {"loss": value}
         rec.update({k[5:]: _scalar(v) for k, v in out.items() if k.startswith("term.")})
-        rec["lr"] = self.optimizer.param_groups[0]["lr"]
+        rec["lr"] = lr
         rec.update({f"ema.{k}": m for k, m in momenta.items()})
         self._last_out = out
         return rec

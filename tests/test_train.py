@@ -1,0 +1,202 @@
+"""Training: objective terms, EMA schedule, stop-gradients and frozen blocks, optimisers and
+schedules, latent inference, non-finite detection, collapse monitors, the CLI and plots."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph.checkpoint import read_checkpoint
+from jepa_graph.cli import main
+from jepa_graph.metrics import collapse_stats, is_collapsed
+from jepa_graph.model import ema_momentum
+from jepa_graph.optim import lr_factor
+from jepa_graph.training import NonFiniteLoss, Trainer, resolve_config
+
+from conftest import SPECS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription
+    yield
+    torch.set_num_threads(n)
+
+
+BASE = """
+name: tiny
+inputs: {x: {shape: [6]}, x_next: {shape: [6]}}
+blocks:
+  enc:    {kind: encoder, type: mlp, in: [x], with: {hidden: [16], out: 4}}
+  target: {kind: encoder, ema_of: enc, in: [x_next], with: {momentum: [0.5, 0.9], schedule: SCHED}}
+  pred:   {kind: predictor, type: mlp, in: [enc], with: {hidden: [16], out: 4}}
+  E:      {kind: energy, type: l2, in: [pred, target]}
+  reg:    {kind: regularizer, type: vicreg, in: [enc]}
+objective: {E: 1.0, reg: 0.5}
+"""
+
+
+def tiny(sched="linear", text=None, seed=0):
+    return jg.compile(jg.loads(text or BASE.replace("SCHED", sched), "tiny.yaml"), seed=seed)
+
+
+@pytest.mark.parametrize("sched", ["linear", "cosine"])
+def test_ema_targets_follow_their_schedule_after_each_step(sched):
+    model = tiny(sched)
+    snaps = []
+
+    def grab(tr, step, rec):  # after the optimiser step and the EMA update of `step`
+        snaps.append((rec["ema.target"], [p.detach().clone() for p in tr.model.blocks.enc.parameters()],
+                      [p.detach().clone() for p in tr.model.blocks.target.parameters()]))
+
+    expect = [p.detach().clone() for p in model.blocks.target.parameters()]
+    Trainer(model, steps=4, batch_size=8, lr=0.05, progress=False, callbacks=[grab]).fit()
+    for k, (m, src, tgt) in enumerate(snaps, start=1):
+        assert m == pytest.approx(ema_momentum(sched, 0.5, 0.9, k / 4))
+        expect = [m * e + (1 - m) * s for e, s in zip(expect, src)]
+        for e, t in zip(expect, tgt):
+            assert torch.allclose(e, t, atol=1e-6)
+    assert snaps[0][0] != snaps[-1][0]
+
+
+def test_loss_is_the_weighted_sum_of_logged_terms():
+    r = jg.train(tiny(), steps=3, batch_size=8, progress=False, log_every=1)
+    for rec in r.history:
+        assert rec["loss"] == pytest.approx(rec["E"] + rec["reg"] * 0.5, rel=1e-5)
+
+
+def test_frozen_blocks_and_stop_gradients_are_untouched():
+    text = """
+name: frozen
+inputs: {x: {shape: [6]}, y: {shape: [6]}}
+blocks:
+  enc:    {kind: encoder, type: mlp, in: [x], with: {hidden: [8], out: 4}}
+  tenc:   {kind: encoder, type: mlp, in: [y], with: {out: 4}, frozen: true}
+  side:   {kind: encoder, type: mlp, in: [y], with: {out: 4}}
+  pred:   {kind: predictor, type: mlp, in: [enc], with: {out: 4}}
+  E:      {kind: energy, type: l2, in: [pred, tenc]}
+  E2:     {kind: energy, type: l2, in: [pred, {ref: side, stop_grad: true}]}
+objective: {E: 1.0, E2: 1.0}
+"""
+    model = jg.compile(jg.loads(text, "frozen.yaml"), seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    jg.train(model, steps=3, batch_size=8, lr=0.1, progress=False)
+    after = model.state_dict()
+    for k in before:
+        changed = not torch.equal(before[k], after[k])
+        assert changed == (k.startswith(("blocks.enc.", "blocks.pred."))), k
+
+
+def test_lr_schedule_warmup_then_cosine_and_sgd():
+    cfg = resolve_config(tiny(), steps=10, lr=0.1, warmup=2, final_lr=0.01, optimizer="sgd")
+    assert cfg.optimizer.name == "sgd" and cfg.optimizer.lr == 0.1
+    assert [round(lr_factor(s, cfg), 4) for s in (0, 1)] == [0.5, 1.0]
+    assert lr_factor(5, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 7)))
+    assert lr_factor(9, cfg) == pytest.approx(0.1)  # final_lr / lr at the last step
+    r = jg.train(tiny(), steps=10, batch_size=8, lr=0.1, warmup=2, final_lr=0.01, optimizer="sgd",
+                 progress=False, log_every=1)
+    lrs = [h["lr"] for h in r.history]
+    assert lrs[:2] == pytest.approx([0.05, 0.1]) and lrs[-1] == pytest.approx(0.01)
+    assert lrs[1:] == sorted(lrs[1:], reverse=True)
+
+
+def test_gradient_clipping_bounds_the_norm():
+    norms = []
+    model = tiny()
+    clip = 1e-3
+    cb = lambda tr, s, rec: norms.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in tr.params])))
+    jg.train(model, steps=3, batch_size=8, grad_clip=clip, progress=False, callbacks=[cb])
+    assert max(norms) <= clip * (1 + 1e-4)
+
+
+def test_overrides_are_validated(monkeypatch):
+    with pytest.raises(jg.SpecError, match="train.optimizer.lr"):
+        resolve_config(tiny(), lr=-1.0)
+    from jepa_graph import distributed
+    monkeypatch.setattr(distributed, "setup", lambda: (0, 3, 0))  # as if under torchrun with 3 ranks
+    with pytest.raises(jg.SpecError, match="batch_size=7 does not split over 3 processes"):
+        Trainer(tiny(), batch_size=7, progress=False)
+
+
+def test_latents_are_inferred_for_each_batch():
+    model = jg.compile(SPECS / "fork.yaml", seed=0)
+    seen = []
+    real = model.run
+
+    def spy(name, inputs):
+        if name == "energy":
+            seen.append(inputs["z"].detach().clone())
+        return real(name, inputs)
+
+    model.run = spy
+    r = jg.train(model, "fork", steps=30, batch_size=64, lr=3e-3, progress=False)
+    assert seen and all(((z == 0) | (z == 1)).all() for z in seen)  # one-hot candidates were scored
+    assert r.losses[-1] < 0.5 * r.losses[0]
+
+
+def test_non_finite_loss_names_the_block_and_keeps_the_checkpoint(tmp_path):
+    model = tiny()
+
+    def poison(tr, step, rec):
+        if step == 3:
+            with torch.no_grad():
+                next(tr.model.blocks.pred.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLoss, match=r"tiny.yaml:\d+:\d+: training stopped at step 4: loss is nan; "
+                                            r"block `pred` first produced a non-finite value; last good checkpoint"):
+        Trainer(model, out=tmp_path, steps=10, batch_size=8, checkpoint_every=2, progress=False,
+                tensorboard=False, callbacks=[poison]).fit()
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_collapse_monitor_and_warning(caplog):
+    assert is_collapsed(collapse_stats(torch.ones(32, 8)))
+    assert not is_collapsed(collapse_stats(torch.randn(32, 8)))
+    line = torch.randn(32, 1) * torch.ones(1, 8)  # every sample on one line: rank 1
+    assert collapse_stats(line)["erank"] == pytest.approx(1.0, abs=1e-3) and is_collapsed(collapse_stats(line))
+    model = tiny()
+    with torch.no_grad():
+        for p in model.blocks.enc.parameters():
+            p.zero_()
+    model.blocks.enc.requires_grad_(False)  # a dead encoder: every representation is 0
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.training"):
+        r = jg.train(model, steps=2, batch_size=8, monitor_every=1, progress=False)
+    assert r.collapsed and "collapsing" in caplog.text
+    assert r.history[0]["collapse.enc.std"] == 0.0
+
+
+def test_bf16_autocast_runs():
+    r = jg.train(tiny(), steps=2, batch_size=8, precision="bf16", progress=False)
+    assert all(math.isfinite(x) for x in r.losses)
+
+
+def test_user_dataset_with_names():
+    xs = torch.randn(40, 6)
+    ds = torch.utils.data.TensorDataset(xs, xs.roll(1, 0))
+    r = jg.train(tiny(), ds, names=["x", "x_next"], steps=3, batch_size=8, progress=False)
+    assert len(r.losses) == 3
+    with pytest.raises(jg.SpecError, match="yields x but `tiny` needs x_next"):
+        jg.train(tiny(), {"x": xs}, steps=1, batch_size=8, progress=False)
+
+
+def test_cli_train_resume_and_plot(tmp_path, capsys):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(BASE.replace("SCHED", "linear") + "train: {steps: 4, batch_size: 8, log_every: 1}\n")
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "train.steps=3", "train.lr=3e-3", "--out", str(out), "--no-progress"]) == 0
+    assert "tiny: step 3/3" in capsys.readouterr().out
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and rows[0]["lr"] == pytest.approx(3e-3)
+    assert read_checkpoint(out / "last.pt")["extra"]["overrides"] == ["train.steps=3", "train.lr=3e-3"]
+    assert main(["train", str(spec), "--out", str(out), "--resume", "--no-progress"]) == 0  # 3 -> 4 steps
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert main(["plot", str(out)]) == 0 and (out / "metrics.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["train", str(spec), "train.optimizer.nme=sgd", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "<command line>:1:" in err and "unknown key `nme`" in err and "did you mean `name`" in err
