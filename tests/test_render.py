@@ -299,6 +299,9 @@ def test_levels_are_clusters():
     for name in ("enc2", "pred2", "a2", "E2", "tgt2"):
         assert nodes[name][1] == ("cluster_level_1",), name
     assert nodes["x"][1] == () and nodes["x_next"][1] == ()  # observations are data, outside levels
+    nodes, _, _ = parse_dot(dot_source(jg.loads(HIER, "h.yaml"), program="step_high"))
+    assert {n for n, (a, _) in nodes.items() if "used" in a["class"].split()} == {"pred2", "a2"}
+    assert {n for n, (a, _) in nodes.items() if "given" in a["class"].split()} == {"enc2"}
 
 
 # ------------------------------------------------------------------------------ highlighting
@@ -343,6 +346,8 @@ def test_unknown_reference_draws_red_edge_with_message(tmp_path):
     assert e["class"] == "error" and e["color"] == N.ERROR_COLOR and "unknown reference `prd`" in e["label"]
     assert nodes["missing__prd"][0]["color"] == N.ERROR_COLOR
     assert _edge(edges, "target", "E")["class"] == "stop_grad"  # the rest is drawn normally
+    src = dot_source(bad, program="step")  # no programs without a valid spec: the errors still draw
+    assert "not shown: the spec does not compile" in src and "unknown reference `prd`" in src
 
 
 def test_wiring_error_marks_the_edge(tmp_path):

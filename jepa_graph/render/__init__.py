@@ -111,12 +111,7 @@ def diagram(obj: Any, opts: Options, search_path: list[str] | None = None) -> Di
     if opts.depth is not None and opts.depth < 0:
         raise SpecError(f"--depth must be 0 or more, got {opts.depth}", hint="0 collapses every composite block")
     sc, model = _scene(obj, opts, search_path)
-    emph = Emphasis()
-    if model is not None:
-        emph = _emphasis(sc, model, opts)
-    elif opts.program or opts.highlight:
-        emph = _emphasis(sc, None, opts)
-    return Diagram(to_dot(sc, opts, emph).source, errors=sc.errors)
+    return Diagram(to_dot(sc, opts, _emphasis(sc, model, opts)).source, errors=sc.errors)
 
 
 def _scene(obj: Any, opts: Options, search_path):
@@ -131,7 +126,7 @@ def _scene(obj: Any, opts: Options, search_path):
     if not isinstance(obj, Spec):
         from ..validate import load
         if not Path(str(obj)).is_file():
-            return load(obj), None  # raises: no such file (nothing to draw)
+            load(obj)  # raises the located "no such spec file" error: there is nothing to draw
         try:
             spec = load(obj)
         except SpecError as e:
@@ -155,8 +150,7 @@ def _broken_file(path, err: SpecError) -> Scene:
     try:
         raw = parse_file(path)
     except SpecError:
-        sc = from_data({"name": Path(str(path)).stem}, err.diagnostics)
-        return sc
+        return from_data({"name": Path(str(path)).stem}, err.diagnostics)
     return from_data(raw.data, err.diagnostics, raw)
 
 
@@ -170,9 +164,9 @@ def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
         raise SpecError(f"--highlight: `{name}` is not a block of `{sc.name}`",
                         hint=did_you_mean(name, list(sc.where) + list(sc.clusters), "blocks"))
     if opts.program:
-        if model is None:
-            raise SpecError(f"--program {opts.program}: the spec does not compile, so it has no programs",
-                            hint="fix the errors shown in red first")
+        if model is None:  # a spec with errors has no programs; still draw the errors
+            emph.note = f"program `{opts.program}` not shown: the spec does not compile"
+            return emph
         if opts.program not in model.program_names():
             raise SpecError(f"`{sc.name}` has no program `{opts.program}`",
                             hint="programs here: " + ", ".join(model.program_names()))
