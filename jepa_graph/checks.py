@@ -240,9 +240,14 @@ def _unused(g: Graph) -> None:
         if n.is_var and not g.consumers(n.name):
             g.warnings.append(Diagnostic(f"{n.op} `{n.name}` is not used by any block", n.loc,
                                          "remove it, or wire it into a block", severity="warning"))
+        elif n.op == "call" and any(c not in used for c in g.consumers(n.name)):
+            continue  # only the end of an unused chain is reported; its hint names the rest
         elif n.op == "call" and n.kind in SCALAR_KINDS:
             g.warnings.append(Diagnostic(f"{n.kind} `{n.name}` is not in the objective or the costs", n.loc,
                                          f"add `{n.name}: 1.0` to `objective:`", severity="warning"))
         elif n.op == "call":
+            feeders = [a for a in g.ancestors([n.name]) if a != n.name and a not in used and g.nodes[a].op == "call"]
+            also = f" (and {', '.join(f'`{a}`' for a in sorted(feeders))}, which only feed{'s' if len(feeders) == 1 else ''} it)" if feeders else ""
             g.warnings.append(Diagnostic(f"block `{n.name}` does not contribute to the objective, costs or world model",
-                                         n.loc, "remove it, or use its output", severity="warning"))
+                                         n.loc, f"remove it{also}, or use its output", severity="warning"))
+    g.warnings.sort(key=lambda d: (d.loc.file, d.loc.line, d.loc.col) if d.loc else ("", 0, 0))  # file order

@@ -14,15 +14,26 @@ long after parsing.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 _SOURCES: dict[str, list[str]] = {}
 
 
+_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks (str.splitlines knows more)
+
+
 def register_source(filename: str, text: str) -> None:
     """Remember ``text`` so diagnostics in ``filename`` can quote their line."""
-    _SOURCES[filename] = text.splitlines()
+    lines = _BREAK.split(text)
+    _SOURCES[filename] = lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, col) of character ``index`` in ``text``, counting lines as YAML does."""
+    before = _BREAK.split(text[:index])
+    return len(before), len(before[-1]) + 1
 
 
 def source_line(filename: str, line: int) -> str | None:
@@ -75,13 +86,17 @@ class Diagnostic:
 
 def _clip(text: str, col: int, width: int = 160) -> tuple[str, int]:
     """Cut very long lines around the caret; returns (shown text, caret offset)."""
-    # tabs and control characters would shift or garble the caret line; show them as one cell
-    text = "".join(c if c.isprintable() else ("\ufffd" if c != "\t" else " ") for c in text)
     caret = max(col - 1, 0)
     if len(text) <= width:
-        return text, min(caret, len(text))
+        return _printable(text), min(caret, len(text))
     start = max(0, min(caret - width // 2, len(text) - width))
-    return ("..." if start else "") + text[start:start + width] + "...", caret - start + (3 if start else 0)
+    shown = _printable(text[start:start + width])
+    return ("..." if start else "") + shown + "...", caret - start + (3 if start else 0)
+
+
+def _printable(text: str) -> str:
+    """Tabs and control characters would shift or garble the caret line; show each as one cell."""
+    return "".join(c if c.isprintable() else ("\ufffd" if c != "\t" else " ") for c in text)
 
 
 MAX_SHOWN = 20  # a generated spec can hold thousands of errors; the first ones are what helps

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, SpecError, Diagnostic, register_source
+from .errors import Location, SpecError, Diagnostic, position, register_source
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
@@ -55,18 +55,12 @@ def _loc(file: str, mark) -> Location:
 
 
 class _Builder:
+    """Node tree -> plain data and positions. Runs after :func:`_measure` bounded size and depth."""
+
     def __init__(self, raw: RawSpec):
         self.raw = raw
-        self.count = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise SpecError("YAML expands to too many nodes (alias bomb?)", _loc(self.raw.file, node.start_mark),
-                            f"a spec may hold at most {MAX_NODES} values after alias expansion")
-        if len(path) > MAX_DEPTH:
-            raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", _loc(self.raw.file, node.start_mark),
-                            "a spec is a few levels deep; is a bracket repeated or never closed?")
         want = _COLLECTION_TAGS.get(type(node))
         if want is not None and node.tag != want:  # `!!python/object:x {...}`, `!!set`, `!custom [...]`
             raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
@@ -111,6 +105,24 @@ class _Builder:
                             "specs are plain data: remove the tag") from None
 
 
+def _measure(node: yaml.Node, file: str, depth: int, memo: dict[int, int]) -> int:
+    """How many values ``node`` expands to, aliases counted at every use; each distinct node is
+    measured once, so a billion-laughs document is refused in time linear in its text."""
+    if depth > MAX_DEPTH:
+        raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", _loc(file, node.start_mark),
+                        "a spec is a few levels deep; is a bracket repeated or never closed?")
+    if id(node) in memo:
+        return memo[id(node)]
+    children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else \
+        node.value if isinstance(node, yaml.SequenceNode) else []
+    size = 1 + sum(_measure(c, file, depth + 1, memo) for c in children)
+    if size > MAX_NODES:
+        raise SpecError(f"YAML expands to more than {MAX_NODES:,} values (an alias bomb?)", _loc(file, node.start_mark),
+                        "aliases (`*name`) repeat their anchor's whole value; write the values out once")
+    memo[id(node)] = size
+    return size
+
+
 def _short_tag(tag: str) -> str:
     """``tag:yaml.org,2002:python/object:os.system`` -> ``!!python/object:os.system`` (as written)."""
     return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
@@ -125,9 +137,9 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     except yaml.MarkedYAMLError as e:
         raise SpecError(_yaml_diagnostic(e, text, file)) from None
     except yaml.reader.ReaderError as e:  # control characters (NUL, escape codes) in the text
-        before = text[:e.position]
-        loc = Location(file, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
-        raise SpecError(f"invalid character {e.character!r} in the spec ({e.reason})", loc,
+        loc = Location(file, *position(text, e.position))
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise SpecError(f"invalid character U+{char:04X} in the spec ({e.reason})", loc,
                         "a spec is plain UTF-8 text; remove the control character") from None
     except RecursionError:  # the pure-Python composer on absurd nesting
         raise SpecError(f"YAML nested too deeply", Location(file, 1, 1),
@@ -138,6 +150,7 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     if len(docs) > 1:
         raise SpecError("a spec file holds one YAML document", _loc(file, docs[1].start_mark),
                         "remove the `---` separator or split the file")
+    _measure(docs[0], file, 0, {})  # refuse alias bombs and absurd nesting before building anything
     raw.data = _Builder(raw).build(docs[0], ())
     if not isinstance(raw.data, dict):
         raise SpecError("a spec must be a mapping of sections (name, dims, inputs, blocks, ...)",

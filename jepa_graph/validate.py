@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from . import spec as S
-from .errors import Diagnostic, Location, SpecError, did_you_mean
+from .errors import Diagnostic, Location, SpecError, did_you_mean, position, register_source
 from .parse_yaml import RawSpec, parse_yaml
 
 _VAR_MODELS = {"inputs": S.InputVar, "latents": S.LatentVar, "actions": S.ActionVar}
@@ -34,10 +34,11 @@ def read_text(path: str | Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        before = data[:e.start]
-        line, col = before.count(b"\n") + 1, e.start - (before.rfind(b"\n") + 1) + 1
+        shown = data.decode("utf-8", errors="replace")
+        register_source(str(p), shown)  # so the error can quote its line
+        where = position(shown, len(data[:e.start].decode("utf-8", errors="replace")))
         raise SpecError(f"spec files must be UTF-8 text: byte 0x{data[e.start]:02x} is not valid UTF-8",
-                        Location(str(p), line, col), "is this a binary file? re-save the spec as UTF-8") from None
+                        Location(str(p), *where), "is this a binary file? re-save the spec as UTF-8") from None
 
 
 def parse_file(path: str | Path, text: str | None = None) -> RawSpec:
