@@ -195,12 +195,19 @@ class CompiledModel(nn.Module):
             if extra:
                 msg += f"; unexpected: {', '.join(extra)}"
             return BlockRuntimeError(msg)
+        batches = {}
         for p in want:
             node = self.graph.nodes.get(p.replace("__", "/"))
             v = inputs[p]
-            if node is not None and node.ttype is not None and isinstance(v, torch.Tensor):
-                if tuple(v.shape[1:]) != node.ttype.shape:
-                    return BlockRuntimeError(f"{node.loc}: input `{p}` should be {node.ttype}, got {list(v.shape)}")
+            if not isinstance(v, torch.Tensor):
+                return BlockRuntimeError(f"input `{p}` of program `{name}` must be a torch.Tensor, got {type(v).__name__}")
+            if node is not None and node.ttype is not None and tuple(v.shape[1:]) != node.ttype.shape:
+                unbatched = f" (no batch dim? a batch of one is `{p}[None]`)" if tuple(v.shape) == node.ttype.shape else ""
+                return BlockRuntimeError(f"{node.loc}: input `{p}` should be {node.ttype}, got {list(v.shape)}{unbatched}")
+            batches[p] = v.shape[0] if v.dim() else None
+        if len(set(batches.values())) > 1:  # every input carries the same batch B
+            return BlockRuntimeError(f"program `{name}` of `{self.spec.name}`: inputs have different batch sizes ("
+                                     + ", ".join(f"`{k}`: {b}" for k, b in batches.items()) + ")")
         failing = _find_failing_node(prog, inputs)
         if failing is not None:
             n = self.graph.nodes[failing]
