@@ -152,10 +152,10 @@ def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False) -> str:
     esc = html.escape
     if it.kind in N.VAR_KINDS or it.kind == "missing":
         return f"<{esc(it.title)}>"
-    bits = [g.tag, it.detail]
-    if opts.params and it.params:
-        bits.append(f"{N.human(it.params)} params")
-    small = " \u00b7 ".join(esc(b) for b in bits if b)
+    line = " \u00b7 ".join(esc(b) for b in (g.tag, it.detail) if b)
+    count = f"{N.human(it.params)} params" if opts.params and it.params else ""
+    # a long detail ("EMA of context_encoder · vit") puts the count on its own line: narrower boxes
+    small = line + ("<br/>" if len(line) > 24 else " \u00b7 ") + count if line and count else line or count
     grey = N.FADED["fontcolor"] if faded else "#444444"
     small_html = f'<font point-size="9" color="{grey}">{small}</font>' if small else ""
     err = ""
