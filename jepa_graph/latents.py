@@ -184,7 +184,7 @@ class EnergyFn:
         return self._reps[n]
 
     def __call__(self, zs: dict[str, torch.Tensor]) -> torch.Tensor:
-        rows = next(iter(zs.values())).shape[0]
+        rows = next(iter(zs.values())).shape[0] if zs else self.B
         n = rows // self.B if self.B else 1
         feed = {**self.repeated(n), **zs}
         if self.max_batch and rows > self.max_batch and not torch.is_grad_enabled():

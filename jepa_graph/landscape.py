@@ -1,0 +1,222 @@
+"""Energy landscapes: E(x, y, z) over a latent, or F(x, y) along a line of targets, as PNG plots.
+
+Three views of one sample of a batch:
+
+* ``latent``: E over the values of a discrete latent (bars), over one coordinate of a continuous
+  latent (a curve) or two (a heat map); the other coordinates sit at the minimiser z*.
+* ``along``: F(x, y(t)) = min_z E(x, y(t), z) for y(t) = (1 - t) a + t b, t in [-0.25, 1.25]:
+  two wells for a latent model at a fork, one well at the average for a model without z.
+
+Example::
+
+    plot_latent_landscape(model, batch, "z.png")
+    plot_energy_along(model, batch, "y", a, b, "fork.png")
+
+``jepa-graph energy SPEC --checkpoint C`` draws the same from the command line.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import SpecError
+from .latents import EnergyFn, latent_spaces, resolve
+
+
+@dataclass
+class Landscape:
+    """Energies on a grid: ``axes`` (1 or 2 tensors of grid values), ``energy`` (grid shaped)."""
+
+    axes: list[torch.Tensor]
+    energy: torch.Tensor
+    labels: list[str]
+    kind: str  # "discrete" | "curve" | "map" | "along"
+    best: list[float]  # where the minimum is, one number per axis
+
+
+@torch.no_grad()
+def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = None, *, sample: int = 0,
+                     dims: tuple[int, ...] | None = None, lim: tuple[float, float] | None = None,
+                     resolution: int = 101) -> Landscape:
+    """E(x, y, z) of sample ``sample`` over latent ``over``, everything in one batched call."""
+    from .minimize import minimize_energy
+    spaces, given = resolve(model, batch, over)
+    if len(spaces) != 1:
+        raise SpecError(f"a landscape is drawn over one latent; pass `over=` one of "
+                        f"{', '.join(s.name for s in spaces)} and give the others in the batch")
+    s = spaces[0]
+    one = {k: v[sample:sample + 1] for k, v in given.items()}
+    fn = EnergyFn(model, one, [s], f"the landscape of `{s.name}`")
+    if s.discrete:
+        z = s.one_hot(torch.arange(s.k, device=_device(one)))
+        e = fn({s.arg: z})
+        return Landscape([torch.arange(s.k)], e.cpu(), [f"{s.name} (value)"], "discrete", [float(e.argmin())])
+    z_star, _ = minimize_energy(model, {**batch, **one}, over=s.name)
+    flat = z_star.flatten(1)[0]  # (n,) the minimiser; unvaried coordinates stay here
+    dims = tuple(dims) if dims is not None else tuple(range(min(2, flat.numel())))
+    if not 1 <= len(dims) <= 2 or any(not 0 <= d < flat.numel() for d in dims):
+        raise SpecError(f"`dims` picks 1 or 2 of the {flat.numel()} coordinates of `{s.name}`, got {list(dims)}")
+    lo, hi = lim or ((s.lo, s.hi) if s.kind == "box" else (-3.0, 3.0))
+    n = resolution if len(dims) == 1 else max(2, int(resolution ** 0.5 * 6))
+    ax = torch.linspace(lo, hi, n, device=flat.device)
+    grids = torch.meshgrid(*([ax] * len(dims)), indexing="ij")
+    z = flat.expand(grids[0].numel(), -1).clone()
+    for d, gr in zip(dims, grids):
+        z[:, d] = gr.flatten()
+    e = fn({s.arg: z.view(-1, *s.shape)}).view(grids[0].shape).cpu()
+    labels = [f"{s.name}[{d}]" for d in dims]
+    best = [float(flat[d]) for d in dims]
+    return Landscape([ax.cpu()] * len(dims), e, labels, "curve" if len(dims) == 1 else "map", best)
+
+
+@torch.no_grad()
+def energy_along(model, batch: dict[str, torch.Tensor], input: str, a: torch.Tensor, b: torch.Tensor, *,
+                 sample: int = 0, n: int = 121, extend: float = 0.25, **kw) -> Landscape:
+    """F(x, y(t)) for y(t) = (1 - t) a + t b, t in [-extend, 1 + extend]; ``a``, ``b`` one sample
+    of ``input`` (no batch dim). Latents not in ``batch`` are minimised (``kw`` to minimize_energy)."""
+    from .minimize import minimize_energy
+    if input not in model.input_names("energy"):
+        raise SpecError(f"`{input}` is not an input of the energy of `{model.spec.name}`",
+                        hint="inputs: " + ", ".join(model.input_names("energy")))
+    t = torch.linspace(-extend, 1 + extend, n, device=a.device)
+    line = (1 - t).view(-1, *([1] * a.dim())) * a + t.view(-1, *([1] * a.dim())) * b  # (n, ...)
+    rows = {k: v[sample:sample + 1].expand(n, *v.shape[1:]) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    rows[input] = line
+    names = model.input_names("energy")
+    if not any(s.arg in names and s.name not in rows for s in latent_spaces(model).values()):
+        missing = [m for m in names if m not in rows]
+        if missing:
+            raise SpecError(f"the energy needs {', '.join(f'`{m}`' for m in missing)} in the batch")
+        e = EnergyFn(model, {k: rows[k] for k in names}, [], f"the energy along `{input}`")({})
+    else:
+        _, e = minimize_energy(model, rows, **kw)
+    return Landscape([t.cpu()], e.cpu(), [f"t: {input} = (1 - t) a + t b"], "along", [float(t[e.argmin()])])
+
+
+def plot(land: Landscape, path: str | Path, title: str = "") -> Path:
+    """Write ``land`` to a PNG (matplotlib, Agg backend). Returns the path."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")  # files only; no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SpecError("plotting needs matplotlib", hint="pip install 'jepa-graph[plot]'") from None
+    fig, ax = plt.subplots(figsize=(6, 4.5) if land.kind == "map" else (6, 3.6))
+    if land.kind == "discrete":
+        ax.bar(land.axes[0].numpy(), land.energy.numpy(), color="#c44")
+        ax.set_xticks(land.axes[0].numpy())
+        ax.set_ylabel("E(x, y, z)")
+    elif land.kind == "map":
+        x, y = land.axes
+        im = ax.pcolormesh(x.numpy(), y.numpy(), land.energy.T.numpy(), shading="auto", cmap="viridis")
+        fig.colorbar(im, ax=ax, label="E(x, y, z)")
+        ax.plot(*land.best, "w*", markersize=12, label="z*")
+        ax.set_ylabel(land.labels[1])
+        ax.legend(loc="upper right")
+    else:
+        ax.plot(land.axes[0].numpy(), land.energy.numpy(), color="#c44")
+        ax.axvline(land.best[0], color="gray", ls=":", label=f"min at {land.best[0]:.3g}")
+        if land.kind == "along":
+            for t, name in ((0.0, "a"), (1.0, "b")):
+                ax.axvline(t, color="k", lw=0.6)
+                ax.annotate(f" {name}", (t, 0.97), xycoords=("data", "axes fraction"), ha="left", va="top")
+        ax.set_ylabel("F(x, y)" if land.kind == "along" else "E(x, y, z)")
+        ax.legend(loc="best")
+    ax.set_xlabel(land.labels[0])
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_latent_landscape(model, batch, path, over=None, title: str = "", **kw) -> Path:
+    """:func:`latent_landscape` drawn to ``path`` (PNG)."""
+    return plot(latent_landscape(model, batch, over, **kw), path, title or f"{model.spec.name}: energy over the latent")
+
+
+def plot_energy_along(model, batch, input: str, a, b, path, title: str = "", **kw) -> Path:
+    """:func:`energy_along` drawn to ``path`` (PNG)."""
+    return plot(energy_along(model, batch, input, a, b, **kw), path, title or f"{model.spec.name}: F along `{input}`")
+
+
+def _device(t: dict[str, torch.Tensor]) -> torch.device:
+    return next(iter(t.values())).device if t else torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------- the CLI
+def add_arguments(p) -> None:
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--checkpoint", metavar="C", help="trained weights (default: random initial weights)")
+    p.add_argument("-o", "--output", default="energy.png", help="PNG to write (default: energy.png)")
+    p.add_argument("--over", help="the latent (default: the only one left to infer)")
+    p.add_argument("--dims", default=None, help="coordinates of a continuous latent to vary, e.g. 0 or 0,1")
+    p.add_argument("--lim", type=float, nargs=2, metavar=("LO", "HI"), help="latent range (default: box or -3 3)")
+    p.add_argument("--along", metavar="INPUT", help="plot F along a line of this input instead (e.g. y)")
+    p.add_argument("--between", type=int, nargs=2, metavar=("I", "J"), default=(0, 1),
+                   help="the line's ends: INPUT of samples I and J; x from sample I (default 0 1)")
+    p.add_argument("--sample", type=int, default=0, help="which sample of the batch (latent view)")
+    p.add_argument("--data", help="data source (default: the spec's train.data, else random inputs)")
+    p.add_argument("--with", dest="with_", action="append", default=[], metavar="KEY=VALUE",
+                   help="data source parameter (repeatable), e.g. --with paired=true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--path", action="append", default=None, metavar="DIR", help="extra composite folder")
+
+
+def run(args) -> int:
+    import yaml
+    from .model import compile
+    torch.manual_seed(args.seed)
+    model = compile(args.spec, args.path)
+    model.eval()
+    if args.checkpoint:
+        from .checkpoint import load_checkpoint
+        info = load_checkpoint(args.checkpoint, model, restore_rng=False)
+        _say(f"weights: {args.checkpoint} (step {info.get('step', '?')})")
+    else:
+        _say("weights: random initial weights (no --checkpoint given)")
+    batch, what = _batch(model, args, {k: yaml.safe_load(v) for k, v in (_kv(w) for w in args.with_)})
+    _say(f"data: {what}")
+    if args.along:
+        i, j = args.between
+        if args.along not in batch:
+            raise SpecError(f"`{args.along}` is not in the batch", hint="inputs: " + ", ".join(batch))
+        land = energy_along(model, batch, args.along, batch[args.along][i], batch[args.along][j], sample=i)
+        title = f"{model.spec.name}: F along {args.along} from sample {i} to {j}"
+    else:
+        dims = tuple(int(d) for d in args.dims.split(",")) if args.dims else None
+        land = latent_landscape(model, batch, args.over, sample=args.sample, dims=dims,
+                                lim=tuple(args.lim) if args.lim else None)
+        title = f"{model.spec.name}: E over {', '.join(land.labels)} (sample {args.sample})"
+    out = plot(land, args.output, title)
+    _say(f"minimum {float(land.energy.min()):.4g} at {', '.join(f'{b:.3g}' for b in land.best)}; "
+         f"maximum {float(land.energy.max()):.4g}")
+    _say(f"wrote {out}")
+    return 0
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise SpecError(f"`--with {text}` is not KEY=VALUE", hint="e.g. --with paired=true")
+    return key, value
+
+
+def _batch(model, args, params: dict) -> tuple[dict[str, torch.Tensor], str]:
+    source = args.data or (model.spec.train.data.source if model.spec.train and model.spec.train.data else None)
+    if source is None:
+        return model.example_inputs(8, name="energy"), "random example inputs (no data source in the spec)"
+    from .data import make_source, spec_inputs
+    if model.spec.train and model.spec.train.data and model.spec.train.data.source == source:
+        params = {**model.spec.train.data.params, **params}
+    src = make_source(source, params, spec_inputs(model), args.seed)
+    return src.batch(0, 8), f"8 samples of `{source}`" + (f" with {params}" if params else "")
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
