@@ -182,8 +182,9 @@ class Trainer:
                             hint="pick another source, or map names with train.data.rename {yielded: input}")
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k in self.input_names}
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One optimiser step on ``batch``; returns the loss and its terms as floats."""
+    def train_step(self, batch: dict[str, torch.Tensor], detail: bool = True) -> dict[str, float]:
+        """One optimiser step on ``batch``; returns the loss (and with ``detail`` its terms and
+        the EMA momenta) as floats."""
         cfg = self.cfg
         if self.latents and any(z not in batch for z in self.latents):
             batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
@@ -191,8 +192,9 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             out = self.step_module(**batch)
         loss = out["loss"]
-        for t in self.latent_terms:  # already in the loss; recomputed here only to log them
-            out[f"term.{t.name}"] = LATENT_PENALTIES[t.latent_reg](batch[t.node]).mean() * t.weight
+        for t in self.latent_terms if detail else ():  # already in the loss; recomputed only to log them
+            coef = self.graph.nodes[t.node].decl.regularizer.get(t.latent_reg, 1.0)  # {l1: 0.05}: 0.05 |z|_1
+            out[f"term.{t.name}"] = LATENT_PENALTIES[t.latent_reg](batch[t.node]).mean() * (t.weight * coef)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._nonfinite(batch, f"loss is {value}")
@@ -209,9 +211,10 @@ class Trainer:
         momenta = self.model.update_ema(progress=(self.step + 1) / cfg.steps)
         self.step += 1
         rec: dict[str, Any] = {"loss": value}
-        rec.update({k[5:]: _scalar(v) for k, v in out.items() if k.startswith("term.")})
         rec["lr"] = lr
-        rec.update({f"ema.{k}": m for k, m in momenta.items()})
+        if detail:  # one device sync per term: only on steps that log them
+            rec.update({k[5:]: _scalar(v) for k, v in out.items() if k.startswith("term.")})
+            rec.update({f"ema.{k}": m for k, m in momenta.items()})
         self._last_out = out
         return rec
 
@@ -245,10 +248,12 @@ class Trainer:
         t0, s0 = time.perf_counter(), self.step
         try:
             while self.step < cfg.steps:
-                rec = self.train_step(self.next_batch(self.step))
+                nxt = self.step + 1
+                logged = nxt % cfg.log_every == 0 or nxt == cfg.steps
+                monitored = nxt % cfg.monitor_every == 0 or nxt == cfg.steps
+                rec = self.train_step(self.next_batch(self.step), detail=logged or monitored or bool(self.callbacks))
                 result.losses.append(rec["loss"])
-                logged = self.step % cfg.log_every == 0 or self.step == cfg.steps
-                if self.step % cfg.monitor_every == 0 or self.step == cfg.steps:
+                if monitored:
                     rec.update(self.monitor())
                     logged = True
                 if logged:
