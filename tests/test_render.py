@@ -205,6 +205,7 @@ def test_each_kind_has_its_glyph(agent):
     assert nodes["critic"][0].get("peripheries") == "2" and "peripheries" not in nodes["reach"][0]
     assert nodes["critic"][0]["fillcolor"] != nodes["reach"][0]["fillcolor"]
     assert "TC" in nodes["critic"][0]["label"] and "IC" in nodes["reach"][0]["label"]
+    assert "cost \u00d70.5" in nodes["critic"][0]["label"] and "\u00d7" not in nodes["reach"][0]["label"]
 
 
 def test_encoder_trapezoid_narrows_toward_representation(agent):

@@ -142,6 +142,11 @@ def _call_item(g: Graph, owner: Node, uses: list[Node], params: dict[str, int] |
         detail = f"EMA of {g.nodes[owner.ema_of].name.rsplit('/', 1)[-1]} \u00b7 {detail}"
     if owner.frozen:
         detail += " \u00b7 frozen"
+    # weights of the objective and planning-cost terms, where they are not 1
+    for what, terms in (("obj", g.objective), ("cost", g.costs)):
+        w = next((t.weight for t in terms if t.node == owner.name and not t.latent_reg), None)
+        if w is not None and w != 1.0:
+            detail += f" \u00b7 {what} \u00d7{w:g}"
     p = params.get(owner.module) if params is not None else None
     title = owner.name.rsplit("/", 1)[-1]
     return Item(owner.name, kind, title, detail, [u.name for u in uses], cluster, ema=bool(owner.ema_of), params=p)
