@@ -49,7 +49,7 @@ def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = N
                         f"{', '.join(s.name for s in spaces)} and give the others in the batch")
     s = spaces[0]
     one = {k: v[sample:sample + 1] for k, v in given.items()}
-    fn = EnergyFn(model, one, [s], f"the landscape of `{s.name}`")
+    fn = EnergyFn(model, one, [s], f"the landscape of `{s.name}`", hoist=True)
     if s.discrete:
         z = s.one_hot(torch.arange(s.k, device=_device(one)))
         e = fn({s.arg: z})

@@ -135,15 +135,50 @@ def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple
                         f"{', '.join(f'`{m}`' for m in missing)} in the batch",
                         hint=f"the {program} program takes ({', '.join(want)}); give the other latents a value, "
                              "or add them to `over`")
-    return chosen, {p: batch[p] for p in want if p not in args}
+    given = {p: batch[p] for p in want if p not in args}
+    sizes = {p: v.shape[0] for p, v in given.items()}
+    for p, v in given.items():
+        node = model.graph.nodes.get(p.replace("__", "/"))
+        if node is not None and node.ttype is not None and tuple(v.shape[1:]) != node.ttype.shape:
+            raise SpecError(f"input `{p}` should be {node.ttype}, got {list(v.shape)}", node.loc,
+                            "the batch dim comes first, then the declared shape")
+    if len(set(sizes.values())) > 1:
+        raise SpecError("the batch's tensors disagree on the batch size: " +
+                        ", ".join(f"`{p}` has {b}" for p, b in sizes.items()), hint="give every input B rows")
+    return chosen, given
 
 
-def subprogram(model, key: str, outputs: dict[str, str]) -> fx.GraphModule:
-    """A pruned program of ``model`` with the given outputs (result key -> node), cached per model."""
+def subprogram(model, key: str, outputs: dict[str, str], cut: dict[str, str] | None = None,
+               terms: dict | None = None) -> fx.GraphModule:
+    """A pruned program of ``model`` (see :meth:`Lowering.program`), built once per model and key."""
     cache = _PROGRAMS.setdefault(model, {})
     if key not in cache:
-        cache[key] = Lowering(model.graph, model).program(outputs, name=key.title().replace("_", ""))
+        cache[key] = Lowering(model.graph, model).program(outputs, cut=cut, terms=terms,
+                                                           name=key.title().replace("_", ""))
     return cache[key]
+
+
+def split_energy(model, spaces: list[LatentSpace]) -> tuple[fx.GraphModule, fx.GraphModule] | None:
+    """The energy in two programs: a prefix of everything that does not depend on the searched
+    latents (encoders of x and y: run once on B rows) and a suffix from there and z to E (run on
+    every candidate row). None when nothing can be hoisted."""
+    g = model.graph
+    terms = energy_terms(g)
+    keep = g.ancestors([t.node for t in terms])
+    dep = set()  # nodes that depend on a searched latent
+    for n in g.topo():
+        if n.name in keep and (n.name in {s.name for s in spaces} or any(r.src in dep for r in n.inputs)):
+            dep.add(n.name)
+    heads = {t.node for t in terms}
+    cut = [n for n in keep if n not in dep and g.nodes[n].op == "call"
+           and (n in heads or any(c in dep for c in g.consumers(n)))]
+    if not cut:
+        return None
+    key = "energy_over_" + "_".join(sorted(s.arg for s in spaces))
+    pre = subprogram(model, key + "_prefix", {n: n for n in cut})
+    suf = subprogram(model, key + "_suffix", {}, cut={n: f"pre__{n}" for n in cut},
+                     terms={"energy": (terms, "sum")})
+    return pre, suf
 
 
 def run_subprogram(model, gm: fx.GraphModule, batch: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
@@ -169,7 +204,7 @@ class EnergyFn:
     """
 
     def __init__(self, model, inputs: dict[str, torch.Tensor], spaces: list[LatentSpace], what: str,
-                 max_batch: int | None = None, on_nonfinite: str = "raise"):
+                 max_batch: int | None = None, on_nonfinite: str = "raise", hoist: bool = False):
         if on_nonfinite not in ("raise", "skip"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         self.model, self.inputs, self.spaces, self.what = model, inputs, spaces, what
@@ -177,10 +212,17 @@ class EnergyFn:
         self.B = next(iter(inputs.values())).shape[0] if inputs else None
         self._reps: dict[int, dict[str, torch.Tensor]] = {}
         self.step: int | None = None  # set by the search, for messages
+        # hoist (searches only, no weight gradients): encoders of x and y run once, not per candidate
+        self.split = split_energy(model, spaces) if hoist and inputs else None
+        self.given = dict(inputs)
+        if self.split is not None:
+            with torch.no_grad():
+                pre = run_subprogram(model, self.split[0], inputs, "the energy")
+            self.given.update({f"pre__{fx_name(k)}": v for k, v in pre.items()})
 
     def repeated(self, n: int) -> dict[str, torch.Tensor]:
         if n not in self._reps:  # (B, ...) -> (n * B, ...), candidate-major
-            self._reps[n] = {k: v.repeat(n, *([1] * (v.dim() - 1))) for k, v in self.inputs.items()}
+            self._reps[n] = {k: v.repeat(n, *([1] * (v.dim() - 1))) for k, v in self.given.items()}
         return self._reps[n]
 
     def __call__(self, zs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -194,7 +236,8 @@ class EnergyFn:
             e = self._energy(feed)
         bad = ~torch.isfinite(e.detach())
         if bad.any():
-            msg = explain_nonfinite(self.model, feed, e.detach(), self.spaces, self.what, self.step)
+            full = {k: v for k, v in feed.items() if not k.startswith("pre__")}
+            msg = explain_nonfinite(self.model, full, e.detach(), self.spaces, self.what, self.step)
             if self.on_nonfinite == "raise":
                 raise NonFiniteEnergyError(msg)
             log.warning("%s (skipped: these candidates count as +inf)", msg)
@@ -202,7 +245,15 @@ class EnergyFn:
         return e
 
     def _energy(self, feed: dict[str, torch.Tensor]) -> torch.Tensor:
-        e = self.model.run("energy", feed)["energy"]
+        if self.split is None:
+            e = self.model.run("energy", feed)["energy"]
+        else:
+            suf = self.split[1]
+            try:
+                e = suf(**{a: feed[a] for a in (n.target for n in suf.graph.nodes if n.op == "placeholder")})["energy"]
+            except Exception:  # run the whole program again for an error that names the block
+                self.model.run("energy", {k: v for k, v in feed.items() if not k.startswith("pre__")})
+                raise
         for s in self.spaces:
             pen = s.penalty(feed[s.arg], s.extra_regs)
             if isinstance(pen, torch.Tensor):  # declared R(z) terms the objective leaves out

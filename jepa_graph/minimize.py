@@ -81,7 +81,7 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
     steps = steps if steps is not None else cont.inference.steps
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else cont.inference.lr)
     what = f"`{method}` minimisation over {', '.join(f'`{s.name}`' for s in spaces)}"
-    fn = EnergyFn(model, {k: v.detach() for k, v in given.items()}, spaces, what, max_batch, on_nonfinite)
+    fn = EnergyFn(model, {k: v.detach() for k, v in given.items()}, spaces, what, max_batch, on_nonfinite, hoist=True)
     if fn.B is None:
         fn.B = B
     starts, probs = _starts(model, spaces, batch, init, B, device, use_encoder)

@@ -238,6 +238,8 @@ def test_bad_calls_name_what_is_wrong():
         jg.minimize_energy(model, batch, over="u")
     with pytest.raises(jg.SpecError, match=r"unknown minimisation method `newton`"):
         jg.minimize_energy(model, batch, method="newton")
+    with pytest.raises(jg.SpecError, match=r"input `y` should be \[B, 4\], got \[2, 5\]"):
+        jg.minimize_energy(model, {"x": batch["x"], "y": torch.randn(2, 5)})
 
 
 def test_nan_from_a_block_is_reported_by_name_never_picked():
@@ -248,6 +250,11 @@ def test_nan_from_a_block_is_reported_by_name_never_picked():
     with pytest.raises(NonFiniteEnergyError, match=r"fork.yaml:\d+:\d+: energy is NaN .*block `predictor` "
                                                    r"\(predictor.mlp\)"):
         jg.minimize_energy(model, batch)
+    hoisted = jg.compile("specs/fork.yaml", seed=0)  # the encoders run once, before the search
+    with torch.no_grad():
+        hoisted.blocks.context_encoder[0].bias[1] = float("inf")
+    with pytest.raises(NonFiniteEnergyError, match=r"block `context_encoder` \(encoder.mlp\)"):
+        jg.minimize_energy(hoisted, batch)
     clean = jg.compile("specs/fork.yaml", seed=0)
     with pytest.raises(NonFiniteEnergyError, match=r"input `y` contains NaN"):
         jg.minimize_energy(clean, {"x": batch["x"], "y": torch.full((3, 4), float("nan"))})
