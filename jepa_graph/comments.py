@@ -49,7 +49,7 @@ class Attached:
 def scan_dsl(text: str) -> list[Comment]:
     """Comments of .jepa text: `#` outside a double-quoted string, to the end of the line."""
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # lark counts "\n" only
         in_str, esc = False, False
         for i, ch in enumerate(line):
             if in_str:

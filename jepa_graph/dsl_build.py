@@ -71,8 +71,11 @@ class Assembler:
     def var(self, kw, names, shape: V, opts) -> None:
         section = VAR_SECTIONS[str(kw)]
         fields: list[tuple[str, Location, V]] = [("shape", shape.loc, shape)]
-        for tag, where, payload in opts:
-            fields.extend(self._var_option(str(kw), tag, where, payload))
+        for opt in opts:
+            if isinstance(opt, V):  # the trailing {key=value} mapping: any other field
+                fields += [(k, kl, kv) for k, (kl, kv) in opt.kids.items()]
+                continue
+            fields.extend(self._var_option(str(kw), *opt))
         body = _merge(fields, f"`{kw}` declaration")
         table = self.data.setdefault(section, {})
         for name in names:

@@ -11,6 +11,7 @@ block style only where a line would pass :data:`WIDTH`.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -71,8 +72,10 @@ def canonical_data(spec: Spec) -> dict:
 # ------------------------------------------------------------------------------------ YAML
 def yaml_scalar(v: Any) -> str:
     """A scalar (or key) as YAML writes it inside a flow collection: quoted only when needed."""
-    text = yaml.safe_dump([v], default_flow_style=True, width=math.inf, allow_unicode=True)
-    return text.strip()[1:-1]
+    text = yaml.safe_dump([v], default_flow_style=True, width=math.inf, allow_unicode=True).strip()[1:-1]
+    if isinstance(v, str) and ("\n" in text or not text.isprintable()):
+        return json.dumps(v)  # a JSON string is a one-line YAML double-quoted scalar; YAML would fold it
+    return text
 
 
 def yaml_flow(v: Any) -> str:

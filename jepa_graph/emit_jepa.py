@@ -28,10 +28,15 @@ BLOCK_KEYS = {"kind", "type", "share", "ema_of", "in", "with", "frozen"}
 
 
 # ---------------------------------------------------------------------------------- values
+def quote(s: str) -> str:
+    """A JSON string; non-printable characters escaped so that the line stays one line."""
+    return json.dumps(s, ensure_ascii=not s.isprintable())
+
+
 def key(k: Any) -> str:
     if not isinstance(k, str):
         raise SpecError(f"cannot write the key `{k!r}` in .jepa", hint="keys in .jepa are names or strings")
-    return k if NAME.match(k) else json.dumps(k, ensure_ascii=False)
+    return k if NAME.fullmatch(k) else quote(k)
 
 
 def value(v: Any) -> str:
@@ -44,7 +49,7 @@ def value(v: Any) -> str:
     if isinstance(v, float):
         return ("-inf" if v < 0 else "inf") if math.isinf(v) else "nan" if math.isnan(v) else repr(v)
     if isinstance(v, str):
-        return v if DOTTED.match(v) and v not in WORDS else json.dumps(v, ensure_ascii=False)
+        return v if DOTTED.fullmatch(v) and v.split(".")[0] not in WORDS else quote(v)
     if isinstance(v, list):
         return "[" + ", ".join(value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -96,13 +101,13 @@ def var_decl(section_name: str, var: dict) -> str:
     """Everything after ``input x`` : ``: [obs] long``, ``: [2] real ~ l1(0.05)``..."""
     rest = dict(var)
     out = f": {value(rest.pop('shape'))}"
-    if section_name == "inputs" and isinstance(rest.get("dtype"), str) and NAME.match(rest["dtype"]):
+    if section_name == "inputs" and isinstance(rest.get("dtype"), str) and NAME.fullmatch(rest["dtype"]):
         out += f" {rest.pop('dtype')}"
     if section_name == "latents":
         dom = rest.get("domain")
-        if isinstance(dom, str) and NAME.match(dom) and dom not in ("in", "infer"):
+        if isinstance(dom, str) and NAME.fullmatch(dom) and dom not in ("in", "infer"):
             out += f" {rest.pop('domain')}"
-        elif isinstance(dom, dict) and len(dom) == 1 and NAME.match(next(iter(dom))):
+        elif isinstance(dom, dict) and len(dom) == 1 and NAME.fullmatch(next(iter(dom))):
             (k, v), = dom.items()
             if isinstance(v, list) and len(v) >= 2:
                 out += f" {k}({', '.join(value(x) for x in v)})"
@@ -110,7 +115,7 @@ def var_decl(section_name: str, var: dict) -> str:
                 out += f" {k}({value(v)})"
             rest.pop("domain")
         reg = rest.get("regularizer")
-        if isinstance(reg, dict) and reg and all(NAME.match(k) and isinstance(w, (int, float)) for k, w in reg.items()):
+        if isinstance(reg, dict) and reg and all(NAME.fullmatch(k) and isinstance(w, (int, float)) for k, w in reg.items()):
             out += " ~ " + " + ".join(f"{k}({value(w)})" for k, w in rest.pop("regularizer").items())
         inf = rest.get("inference")
         if isinstance(inf, dict) and inf:
@@ -259,9 +264,9 @@ def emit_jepa(data: dict, commented: set[tuple] = frozenset()) -> list[Line]:
 
     out.append(Line(f"jepa {data['name']}", ("name",)))
     if "description" in data:
-        out.append(Line(f"description {json.dumps(data['description'], ensure_ascii=False)}", ("description",)))
+        out.append(Line(f"description {quote(data['description'])}", ("description",)))
     if "$schema" in data:
-        out.append(Line(f"schema {json.dumps(data['$schema'], ensure_ascii=False)}", ("$schema",)))
+        out.append(Line(f"schema {quote(data['$schema'])}", ("$schema",)))
     if "dims" in data:
         gap()
         out += section("dims", data["dims"])

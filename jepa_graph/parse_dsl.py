@@ -283,6 +283,9 @@ class Build(Transformer):
             return V(-1.0, self.at(x))
         return V(float(x.data), x.loc)
 
+    def word_name(self, *names):
+        return V(".".join(names), self.at(names[0]))
+
     def term(self, coef, name):
         return (name.data, name.loc, coef if coef is not None else V(1.0, name.loc))
 
