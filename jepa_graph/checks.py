@@ -4,6 +4,7 @@ Every message names both ends of the offending edge and points at the edge in th
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import networkx as nx
@@ -59,7 +60,8 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 seen.add(owner.name)
                 owner = g.nodes[owner.share_of]
             if owner.name in seen:
-                errors.append(Diagnostic(f"`{n.name}` shares weights in a loop", n.loc, "one block must own the weights"))
+                errors.append(Diagnostic(f"`{n.name}` shares weights in a loop", n.at("share", key=False),
+                                         "one block must own the weights: give it a `type:` instead of `share:`"))
                 continue
             if owner.kind != n.kind:
                 errors.append(Diagnostic(f"`{n.name}` ({n.kind}) shares `{owner.name}`, which is {article(owner.kind)}",
@@ -142,6 +144,9 @@ def _cycles(g: Graph, errors: list[Diagnostic]) -> None:
 
 
 def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...], loc, errors) -> Term | None:
+    if not math.isfinite(weight):  # `.nan` / `.inf` parse as floats, and would poison every step
+        errors.append(Diagnostic(f"{where} term `{key}` has weight {weight}", loc, "a weight is a finite number, e.g. 1.0"))
+        return None
     head, _, tail = key.partition(".")
     top = {n.name: n for n in g.nodes.values() if not n.scope}
     if tail and head in top and top[head].op == "latent":

@@ -45,7 +45,13 @@ class CompiledModel(nn.Module):
                 continue
             if n.ema_of:
                 continue  # built after its source
-            self.blocks[n.module] = n.block.build(n.params, [graph.nodes[r.src].ttype for r in n.inputs])
+            try:
+                self.blocks[n.module] = n.block.build(n.params, [graph.nodes[r.src].ttype for r in n.inputs])
+            except (RuntimeError, MemoryError) as e:  # e.g. `hidden: [100000000000]`: name the block, not torch
+                why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise SpecError(f"`{n.name}` ({n.kind}.{n.type}) could not be built: {why}", n.loc,
+                                "its sizes ask for more memory than this machine has; reduce them"
+                                if "alloc" in why.lower() else "check its `with:` parameters") from e
             if n.frozen:
                 self.blocks[n.module].requires_grad_(False)
         for n in graph.nodes.values():

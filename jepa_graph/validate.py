@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import spec as S
 from .errors import Diagnostic, Location, SpecError, did_you_mean, position, register_source
+from .gc_pause import paused_gc
 from .parse_yaml import RawSpec, parse_yaml
 
 _VAR_MODELS = {"inputs": S.InputVar, "latents": S.LatentVar, "actions": S.ActionVar}
@@ -65,6 +66,7 @@ def build_spec(raw: RawSpec, model: type[BaseModel] = S.Spec) -> S.Spec:
     return spec
 
 
+@paused_gc()  # load time stays linear in the spec size: see gc_pause
 def load(path: str | Path) -> S.Spec:
     """Read and validate a spec file (``.yaml`` or ``.jepa``). Raises :class:`SpecError`.
 
@@ -75,6 +77,7 @@ def load(path: str | Path) -> S.Spec:
     return build_spec(parse_file(path))
 
 
+@paused_gc()
 def loads(text: str, file: str = "<string>.yaml") -> S.Spec:
     """Like :func:`load`, from a string. ``file`` picks the syntax by its extension."""
     return build_spec(parse_file(file, text))
@@ -260,6 +263,10 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
     path = _data_path(loc, raw.data)
     where = ".".join(str(p) for p in path) or "the spec"
     msg, hint = err["msg"], None
+    if loc and loc[-1] == "[key]" and not kind.startswith("literal_error"):  # `1: {...}` under blocks
+        parent = ".".join(map(str, path[:-1])) or "the spec"
+        return Diagnostic(f"`{parent}`: key `{err.get('input')}` must be a name", raw.at(path, key=True),
+                          "names start with a letter or `_` and hold letters, digits and `_`")
     if kind == "extra_forbidden":
         key = loc[-1]
         parent = path[:-1] if path and path[-1] == key else path
@@ -292,6 +299,9 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
         hint = "write `key: value` pairs, or `{key: value}`"
         if path[:1] == ("blocks",) and len(path) == 2:
             hint = f"a block is a mapping, e.g. `{path[1]}: {{kind: energy, type: l2, in: [pred, target]}}`"
+    elif kind == "string_type":
+        msg = f"`{where}` must be text (got {_typename(err.get('input'))} `{err.get('input')}`)"
+        hint = "write a name such as `my_model`" if path[-1:] == ("name",) else "put the text in quotes"
     elif kind in ("list_type", "tuple_type"):
         msg = f"`{where}` must be a list (got {_typename(err.get('input'))} `{err.get('input')}`)"
         hint = "write `[a, b]`"

@@ -119,6 +119,9 @@ TABLE = [
         r"`latents\.z\.regularizer`: unknown key `l3`; input should be 'l1', 'l2', 'kl' or 'none'", "9:33"),
     Bad("objective weight not a number", sub("{E: 1.0,", "{E: heavy,"), r"`objective\.E`: input should be a valid number", "15:16"),
     Bad("name with a space", sub("name: tiny", "name: my model"), r"`my model` is not a valid name", "1:7"),
+    Bad("block name that is a number", sub("  E: {kind", "  1: {kind"), r"`blocks`: key `1` must be a name", "14:3"),
+    Bad("spec name that is a number", sub("name: tiny", "name: 12"), r"`name` must be text \(got a number `12`\)", "1:7"),
+    Bad("objective weight not finite", sub("{E: 1.0,", "{E: .nan,"), r"objective term `E` has weight nan", "15:13"),
     Bad("python import path as type", sub("type: l2", "type: os.system"), r"`os\.system` is not a block type", "14:27"),
     # ---------------------------------------------------------------- names and references
     Bad("unknown block type", sub("type: l2", "type: l22"), r"unknown energy type `l22`", "14:27"),
@@ -140,6 +143,9 @@ TABLE = [
     # ---------------------------------------------------------------- wiring
     Bad("cycle", sub("in: [x], with: {hidden: [16], out: state}}", "in: [pred], with: {hidden: [16], out: state}}"),
         r"cycle: `pred` -> `enc` -> `pred`", "11:40"),
+    Bad("block wired into itself", sub("in: [x], with: {hidden", "in: [enc], with: {hidden"),
+        r"cycle: `enc` -> `enc`", "11:40"),
+    Bad("share of itself", sub("ema_of: enc", "share: tgt"), r"`tgt` shares weights in a loop", "12:31"),
     Bad("energy with one input", sub("in: [pred, tgt]", "in: [pred]"), r"energy `E` compares two representations, got 1", "14:35"),
     Bad("energy with three inputs", sub("in: [pred, tgt]", "in: [pred, tgt, enc]"),
         r"energy `E` compares two representations, got 3", "14:35"),
@@ -232,6 +238,17 @@ def test_table_is_large_and_distinct():
 def test_base_spec_is_valid():
     g = jg.check(jg.loads(BASE))
     assert not g.warnings
+
+
+def test_a_block_too_big_to_build_is_a_located_error():
+    """Sizes that pass every check but cannot be allocated name the block, not torch's allocator."""
+    text = sub("with: {hidden: [16], out: state}}\n  tgt", "with: {hidden: [100000000000], out: state}}\n  tgt")
+    with pytest.raises(jg.SpecError) as info:
+        jg.compile(jg.loads(text, "huge.yaml"))
+    d = info.value.first
+    assert str(d.loc) == "huge.yaml:11:3"
+    assert d.message.startswith("`enc` (encoder.mlp) could not be built:") and "allocate" in d.message
+    assert d.hint == "its sizes ask for more memory than this machine has; reduce them"
 
 
 # ------------------------------------------------------------------- several errors at once
