@@ -16,6 +16,7 @@ live in their own modules and only read it.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -97,6 +98,7 @@ class Graph:
     warnings: list[Diagnostic] = field(default_factory=list)
     composites: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> info (render)
     _nx: nx.DiGraph | None = None
+    _topo: tuple | None = None  # (networkx view it was computed for, node names in order)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -119,9 +121,34 @@ class Graph:
         return self._nx
 
     def topo(self) -> list[Node]:
-        """Nodes in a deterministic topological order (spec order breaks ties)."""
-        order = {n: i for i, n in enumerate(self.nodes)}
-        return [self.nodes[n] for n in nx.lexicographical_topological_sort(self.nx, key=order.__getitem__)]
+        """Nodes in a deterministic topological order (spec order breaks ties).
+
+        Kahn's algorithm with a heap of spec positions (what networkx's lexicographical sort does,
+        at a fraction of its cost); computed once per networkx view, since every walk needs it."""
+        if self._topo is None or self._topo[0] is not self.nx:
+            names = list(self.nodes)
+            index = {n: i for i, n in enumerate(names)}
+            succ: list[list[int]] = [[] for _ in names]
+            indeg = [0] * len(names)
+            for j, n in enumerate(self.nodes.values()):
+                for r in n.inputs:
+                    i = index.get(r.src)
+                    if i is not None:
+                        succ[i].append(j)
+                        indeg[j] += 1
+            ready = [i for i, d in enumerate(indeg) if d == 0]  # ascending: already a heap
+            order: list[str] = []
+            while ready:
+                i = heapq.heappop(ready)
+                order.append(names[i])
+                for j in succ[i]:
+                    indeg[j] -= 1
+                    if indeg[j] == 0:
+                        heapq.heappush(ready, j)
+            if len(order) < len(names):
+                raise nx.NetworkXUnfeasible("the graph has a cycle; no topological order")
+            self._topo = (self.nx, order)
+        return [self.nodes[n] for n in self._topo[1]]
 
     def ancestors(self, names: list[str], cut: set[str] = frozenset()) -> set[str]:
         """``names`` and everything they depend on, not looking past nodes in ``cut``."""
