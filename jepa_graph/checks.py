@@ -132,6 +132,11 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
 
 def _cycles(g: Graph, errors: list[Diagnostic]) -> None:
     try:
+        g.topo()  # a fast sort, cached for the walks that follow; find_cycle only when it fails
+        return
+    except nx.NetworkXUnfeasible:
+        pass
+    try:
         cycle = nx.find_cycle(g.nx)
     except nx.NetworkXNoCycle:
         return

@@ -74,6 +74,7 @@ class Lowering:
         for ts, _ in terms.values():
             need += [t.node for t in ts]
         keep = self.g.ancestors(need, cut=set(cut))
+        fused = self._fused_means(outputs, cut, terms, keep)
         graph = fx.Graph()
         env: dict[str, fx.Node] = {}
         placeholders: dict[str, fx.Node] = {}
@@ -101,7 +102,8 @@ class Lowering:
             if n.op == "port":
                 env[n.name] = args[0]
                 continue
-            out = graph.create_node("call_module", f"blocks.{n.module}", tuple(args), {}, name=fx_name(n.name))
+            kwargs = {"reduction": "mean"} if n.name in fused else {}  # () instead of (B,): see _fused_means
+            out = graph.create_node("call_module", f"blocks.{n.module}", tuple(args), kwargs, name=fx_name(n.name))
             out.meta["jepa_node"] = n.name
             if n.ema_of:  # a target is a constant for the loss: no gradient through it
                 out = graph.call_method("detach", (out,))
@@ -109,19 +111,41 @@ class Lowering:
 
         result: dict[str, Any] = {k: env[v] for k, v in outputs.items()}
         for key, (ts, mode) in terms.items():
-            result[key] = self._weighted(graph, env, ts, mode)
+            result[key] = self._weighted(graph, env, ts, mode, fused)
         graph.output(result)
         gm = fx.GraphModule(self.root, graph, class_name=name)
         return gm
 
-    def _weighted(self, graph: fx.Graph, env: dict[str, fx.Node], ts: list[Term], mode: str) -> fx.Node | float:
+    def _fused_means(self, outputs: dict[str, str], cut: dict[str, str], terms: dict, keep: set[str]) -> set[str]:
+        """Loss terms wanted only as a batch mean, from blocks that compute it in one op.
+
+        A module with ``fused_mean = True`` returns ``forward(...).mean()`` when called with
+        ``reduction="mean"`` (an l2 energy becomes ``F.mse_loss``): the loss program then does the
+        same arithmetic as hand-written code, with no per-sample values and no extra mean."""
+        per_sample = set(outputs.values()) | set(cut)
+        per_sample |= {t.node for ts, mode in terms.values() if mode != "loss" for t in ts}
+        per_sample |= {r.src for k in keep for r in self.g.nodes[k].inputs}  # what feeds another block
+        out = set()
+        for ts, mode in terms.values():
+            for t in ts:
+                n = self.g.nodes[t.node]
+                if mode != "loss" or t.latent_reg or t.node in per_sample or n.op != "call" or n.ema_of:
+                    continue
+                if n.ttype is not None and n.ttype.batched and \
+                        getattr(self.root.get_submodule(f"blocks.{n.module}"), "fused_mean", False):
+                    out.add(t.node)
+        return out
+
+    def _weighted(self, graph: fx.Graph, env: dict[str, fx.Node], ts: list[Term], mode: str,
+                  fused: set[str] = frozenset()) -> fx.Node | float:
         """Per-sample sum (mode "sum": energy, cost) or scalar objective (mode "loss")."""
         acc = None
         for t in ts:
             v = env[t.node]
             if t.latent_reg:
                 v = graph.call_function(LATENT_PENALTIES[t.latent_reg], (v,))
-            elif mode == "loss" and self.g.nodes[t.node].ttype is not None and self.g.nodes[t.node].ttype.batched:
+            elif mode == "loss" and t.node not in fused and self.g.nodes[t.node].ttype is not None \
+                    and self.g.nodes[t.node].ttype.batched:
                 v = graph.call_function(_mean, (v,))
             if mode == "loss" and t.latent_reg:
                 v = graph.call_function(_mean, (v,))

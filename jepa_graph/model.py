@@ -22,6 +22,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from .errors import BlockRuntimeError, SpecError
+from .gc_pause import paused_gc
 from .graph import Graph, build_graph
 from .lower import Lowering, energy_terms
 from .shapes import infer_shapes
@@ -88,6 +89,7 @@ class CompiledModel(nn.Module):
             self._programs[name] = self._build(name)
         return self._programs[name]
 
+    @paused_gc()  # lowering makes many objects, no garbage: see gc_pause
     def _build(self, name: str) -> fx.GraphModule:
         g, low = self.graph, self._lower
         calls = [n for n in g.nodes.values() if n.op == "call"]
@@ -327,6 +329,7 @@ def _find_failing_node(prog: fx.GraphModule, inputs: dict) -> str | None:
     return found[0] if found else None
 
 
+@paused_gc()  # compile time stays linear in the spec size: see gc_pause
 def compile(spec: Spec | str | Path, search_path: list[str] | None = None, device: str | torch.device | None = None,
             seed: int | None = None) -> CompiledModel:
     """Validate ``spec`` (a :class:`Spec` or a path), infer shapes, and build the model.
@@ -346,6 +349,7 @@ def compile(spec: Spec | str | Path, search_path: list[str] | None = None, devic
     return model.to(device) if device is not None else model
 
 
+@paused_gc()
 def check(spec: Spec | str | Path, search_path: list[str] | None = None) -> Graph:
     """Every compile-time check (references, wiring, cycles, shapes) without building weights."""
     if not isinstance(spec, Spec):
