@@ -1,0 +1,147 @@
+"""Compile time against spec size: generated chain specs of 10 to 10,000 blocks.
+
+A chain spec is ``x -> b1 -> b2 -> ... -> b{N-1}`` (each an ``encoder.mlp`` of width 8, one Linear)
+and an ``energy.l2`` between the last block and a second input: N blocks, N-1 Linear layers.
+Each stage is timed on its own (CPU time of this thread, median of ``--repeats`` runs in fresh
+state):
+
+* ``parse``     YAML text -> RawSpec (positions of every key and value)
+* ``validate``  RawSpec -> strict pydantic Spec
+* ``graph``     Spec -> Graph: composites inlined, wiring/cycle/usage checks
+* ``shapes``    shape inference and block parameter validation
+* ``modules``   the torch modules (``CompiledModel(graph)``; torch's own Linear init included)
+* ``lower``     the forward program: fx graph, Python code generation, ``compile()`` of that code
+* ``call``      the first forward call at batch 1
+
+``load+compile`` = parse + validate + graph + shapes + modules; ``api`` times the same work through
+the public API, ``jg.compile(jg.loads(text))``, as one call each (a check on the stage sum).
+Per-block figures show whether cost grows linearly. Run::
+
+    .venv/bin/python benchmarks/compile_time.py                 # 10, 100, 1000, 10000 blocks
+    .venv/bin/python benchmarks/compile_time.py --sizes 1000 --profile   # cProfile of one run
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import jepa_graph as jg  # noqa: E402
+from jepa_graph.gc_pause import paused_gc  # noqa: E402
+from jepa_graph.graph import build_graph  # noqa: E402
+from jepa_graph.model import CompiledModel  # noqa: E402
+from jepa_graph.shapes import infer_shapes  # noqa: E402
+from jepa_graph.validate import build_spec, parse_file  # noqa: E402
+
+STAGES = ("parse", "validate", "graph", "shapes", "modules", "lower", "call")
+COMPILE = ("parse", "validate", "graph", "shapes", "modules")
+COLUMNS = STAGES + ("load+compile", "api")
+
+
+def chain_spec(n: int, width: int = 8) -> str:
+    """YAML text of an n-block chain: n-1 MLP encoders in a row, then an l2 energy."""
+    lines = [f"name: chain_{n}", f"dims: {{w: {width}}}", "inputs:", "  x: {shape: [w]}", "  y: {shape: [w]}",
+             "blocks:", "  b1: {kind: encoder, type: mlp, in: [x], with: {out: w}}"]
+    lines += [f"  b{i}: {{kind: encoder, type: mlp, in: [b{i - 1}], with: {{out: w}}}}" for i in range(2, n)]
+    lines += [f"  E: {{kind: energy, type: l2, in: [b{n - 1}, y]}}", "objective: {E: 1.0}"]
+    return "\n".join(lines) + "\n"
+
+
+def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[str, float]:
+    """Seconds per stage for one compile of ``text``. The collector is paused as the public API
+    pauses it (``jg.compile(path)``: parse to modules; then lowering), unless ``gc_pause`` is off;
+    the collection it defers runs on the first allocations after a pause (mostly in ``call``)."""
+    pause = paused_gc if gc_pause else contextlib.nullcontext
+    t, out = clock(), {}
+
+    def lap(stage: str) -> None:
+        nonlocal t
+        now = clock()
+        out[stage] = now - t
+        t = now
+
+    with pause():  # one pause, as in `jg.compile(path)`, which loads the file itself
+        raw = parse_file("<bench>.yaml", text)
+        lap("parse")
+        spec = build_spec(raw)
+        lap("validate")
+        graph = build_graph(spec)
+        lap("graph")
+        infer_shapes(graph)
+        lap("shapes")
+        model = CompiledModel(graph)
+        lap("modules")
+    with pause():
+        model.program("forward")
+        lap("lower")
+    with torch.no_grad():
+        model(x=torch.randn(1, 8), y=torch.randn(1, 8))
+    lap("call")
+    out["load+compile"] = sum(out[s] for s in COMPILE)
+    del model, graph, spec, raw
+    gc.collect()
+    t = clock()
+    jg.compile(jg.loads(text, file="<bench>.yaml"))  # the public API, end to end, as a user calls it
+    out["api"] = clock() - t
+    return out
+
+
+def measure(n: int, repeats: int, gc_pause: bool = True) -> dict[str, float]:
+    text = chain_spec(n)
+    runs = []
+    for _ in range(repeats):
+        gc.collect()  # start each run from the same heap, not the last run's garbage
+        runs.append(run_once(text, gc_pause=gc_pause))
+    return {s: statistics.median(r[s] for r in runs) for s in COLUMNS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    ap.add_argument("--repeats", type=int, default=0, help="runs per size (0: 7 up to 1000 blocks, then 3)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one run per size")
+    ap.add_argument("--no-gc-pause", action="store_true",
+                    help="time the stages with the garbage collector running (what compile cost before the pause)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    run_once(chain_spec(10))  # imports and registry loading are not compile time
+    print(f"torch {torch.__version__}; CPU time of the compiling thread, median of repeats (ms)")
+    head = " ".join(f"{s:>9}" for s in STAGES)
+    print(f"{'blocks':>7} {head} {'load+compile':>13} {'api':>9} {'us/block':>9} {'lower us/block':>15}")
+    rows = {}
+    for n in args.sizes:
+        if args.profile:
+            text = chain_spec(n)
+            prof = cProfile.Profile()
+            prof.runcall(run_once, text)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+        r = measure(n, args.repeats or (7 if n <= 1000 else 3), gc_pause=not args.no_gc_pause)
+        rows[n] = r
+        cells = " ".join(f"{r[s] * 1e3:>9.1f}" for s in STAGES)
+        print(f"{n:>7} {cells} {r['load+compile'] * 1e3:>13.1f} {r['api'] * 1e3:>9.1f} "
+              f"{r['load+compile'] / n * 1e6:>9.1f} "
+              f"{r['lower'] / n * 1e6:>15.1f}", flush=True)
+    if 1000 in rows:
+        ok = rows[1000]["load+compile"] < 1.0
+        print(f"1,000 blocks load + validate + compile: {rows[1000]['load+compile']:.3f} s "
+              f"({'meets' if ok else 'misses'} the < 1 s target)")
+    sizes = sorted(rows)
+    if len(sizes) >= 2:
+        a, b = sizes[-2], sizes[-1]
+        growth = (rows[b]["load+compile"] / b) / (rows[a]["load+compile"] / a)
+        print(f"per-block cost from {a} to {b} blocks: x{growth:.2f} (1.00 = linear)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
