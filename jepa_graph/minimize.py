@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from . import search
 from .errors import SpecError
-from .latents import EnergyFn, LatentSpace, encoder_guess, latent_spaces, resolve
+from .latents import EnergyFn, LatentSpace, NonFiniteEnergyError, encoder_guess, latent_spaces, resolve
 from .modes import Modes, predict_modes
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
     else:
         best = search.sample(fn, spaces, starts, B, samples=samples, **kw)
     if not torch.isfinite(best.e).all():
-        raise SpecError(f"{what}: every candidate of {int((~torch.isfinite(best.e)).sum())} sample(s) "
-                        "had a non-finite energy", hint="see the warnings logged above")
+        raise NonFiniteEnergyError(f"{what}: every candidate of {int((~torch.isfinite(best.e)).sum())} "
+                                   "sample(s) had a non-finite energy (the logged warnings name the block)")
     z_star = {s.name: best.z[s.arg] for s in spaces}
     energy = best.e
     if torch.is_grad_enabled() and (any(p.requires_grad for p in model.parameters())

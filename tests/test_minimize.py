@@ -107,10 +107,11 @@ def test_box_domain_is_respected(method):
     assert (F <= energy_at(model, {"y": y}, torch.zeros(6, 3)) + 1e-6).all()
 
 
-def test_enumerate_matches_a_per_sample_loop():
+@pytest.mark.parametrize("method", ["enumerate", "gradient", "cem", "sample"])
+def test_discrete_latent_matches_a_per_sample_loop(method):
     model = jg.compile("specs/fork.yaml", seed=0)
     batch = {"x": torch.randn(7, 4), "y": torch.randn(7, 4)}
-    z, F = jg.minimize_energy(model, batch, over="z", method="enumerate")
+    z, F = jg.minimize_energy(model, batch, over="z", method=method, steps=3, samples=16, elites=4)
     for b in range(7):
         one = {k: v[b:b + 1] for k, v in batch.items()}
         e = torch.stack([energy_at(model, one, torch.eye(2)[k:k + 1])[0] for k in range(2)])
