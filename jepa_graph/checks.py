@@ -164,11 +164,19 @@ def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...
         return Term(key, weight, head, latent_reg=tail)
     name = key
     if tail and head in g.composites:  # `lvl.E`: an exported output of composite `lvl`
-        name = g.composites[head].get("outputs", {}).get(tail, key)
+        outs = g.composites[head].get("outputs", {})
+        if tail not in outs:
+            errors.append(Diagnostic(f"{where} term `{key}`: composite `{head}` has no output `{tail}`", loc,
+                                     did_you_mean(tail, outs, "outputs")))
+            return None
+        name = outs[tail]
     node = g.nodes.get(name)
     if node is None:
+        cands = [n for n, v in top.items() if v.kind in allowed]
+        cands += [f"{c}.{o}" for c, info in g.composites.items() if "/" not in c
+                  for o, m in info.get("outputs", {}).items() if g.nodes[m].kind in allowed]
         errors.append(Diagnostic(f"{where} term `{key}` is not a block", loc,
-                                 did_you_mean(key, [n for n, v in top.items() if v.kind in allowed], f"{'/'.join(allowed)} blocks")))
+                                 did_you_mean(key, cands, f"{'/'.join(allowed)} blocks")))
         return None
     if node.kind not in allowed:
         kinds = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 else allowed[0]
@@ -191,6 +199,12 @@ def _usage(g: Graph, errors: list[Diagnostic]) -> None:
             g.costs.append(t)
     wms = ([("world_model", spec.world_model, ("world_model",))] if spec.world_model else []) + \
           [(f"level `{lv.name}`", lv, ("levels", i)) for i, lv in enumerate(spec.levels)]
+    first: dict[str, int] = {}
+    for i, lv in enumerate(spec.levels):  # a level's programs are encode_<name>, step_<name>
+        if lv.name in first:
+            errors.append(Diagnostic(f"two levels are named `{lv.name}`", at("levels", i, "name", key=False),
+                                     "give each level its own name", related=[("first", at("levels", first[lv.name], "name", key=False))]))
+        first.setdefault(lv.name, i)
     for what, wm, path in wms:
         resolved = _world_model(g, what, wm, path, at, errors)
         if resolved is None:
@@ -215,7 +229,9 @@ def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
         node = g.nodes.get(ref)
         if node is None or node.op != op or node.kind != kind:
             cands = [n.name for n in g.nodes.values() if n.op == op and n.kind == kind and not n.scope]
-            got = f", but `{ref}` is {article(_what(node))}" if node else f", but `{ref}` is not defined"
+            got = f", but `{ref}` is {article(_what(node))}" if node else \
+                f", but `{ref}` is a composite block: name one of its outputs" if ref in g.composites else \
+                f", but `{ref}` is not defined"
             errors.append(Diagnostic(f"{what}.{field} must name {article(kind)}{got}",
                                      at(*path, field, key=False), did_you_mean(ref, cands, f"{kind}s")))
             ok = False

@@ -186,6 +186,8 @@ class Inliner:
         try:
             sub = self.cache.get(path) or _load(path)
         except SpecError as e:
+            for d in e.diagnostics:  # the error is in the composite's file; say which use pulled it in
+                d.related.append((f"`{blk.type}` is used by `{pre + name}`", loc))
             self.errors.extend(e.diagnostics)
             return {}
         self.cache[path] = sub

@@ -180,6 +180,8 @@ TABLE = [
         r"world_model\.encoder must name an encoder, but `pred` is a predictor", "16:24"),
     Bad("world_model naming an unknown block", sub("predictor: pred,", "predictor: prd,"),
         r"world_model\.predictor must name a predictor, but `prd` is not defined", "16:40"),
+    Bad("two levels with one name", BASE + "levels:\n  - {name: a, encoder: enc, predictor: pred}\n"
+        "  - {name: a, encoder: enc, predictor: pred}\n", r"two levels are named `a`", "19:12"),
     Bad("world_model predictor not on the encoder",
         add_block("p2: {kind: predictor, type: mlp, in: [x, a, z], with: {out: state}}").replace("predictor: pred,", "predictor: p2,"),
         r"predictor `p2` does not depend on encoder `enc`", "17:40"),
@@ -192,6 +194,14 @@ TABLE = [
         r"composite `level` has no dim `sate`", "15:55", files={"level.yaml": LEVEL}),
     Bad("error inside a composite file", add_block("lvl: {kind: composite, type: level, in: [x]}"),
         r"unknown reference `xx`", "level.yaml:6:40", files={"level.yaml": sub("in: [x]", "in: [xx]", LEVEL)}),
+    Bad("YAML error inside a composite file", add_block("lvl: {kind: composite, type: level, in: [x]}"),
+        r"did not find expected ',' or '\}'", "level.yaml:7:1", files={"level.yaml": sub("out: state}}", "out: state}", LEVEL)}),
+    Bad("objective naming a missing composite output", add_block("lvl: {kind: composite, type: level, in: [x]}").replace(
+        "{E: 1.0, z.l1", "{E: 1.0, lvl.E: 1.0, z.l1"),
+        r"objective term `lvl\.E`: composite `lvl` has no output `E`", "16:21", files={"level.yaml": LEVEL}),
+    Bad("world_model naming a composite", add_block("lvl: {kind: composite, type: level, in: [x]}").replace(
+        "{encoder: enc,", "{encoder: lvl,"),
+        r"world_model\.encoder must name an encoder, but `lvl` is a composite block", "17:24", files={"level.yaml": LEVEL}),
     Bad("composite input of the wrong shape", add_block("lvl: {kind: composite, type: level, in: [pred]}"),
         r"composite input `lvl/x` expects \[B, 4\], `pred` gives \[B, 8\]", "15:44", files={"level.yaml": LEVEL}),
     # ---------------------------------------------------------------- the .yml extension reads the same way
@@ -232,12 +242,20 @@ def test_error_table(case: Bad, tmp_path):
 def test_table_is_large_and_distinct():
     assert len(TABLE) >= 30
     assert len({c.name for c in TABLE}) == len(TABLE)
-    assert len({c.text for c in TABLE}) == len(TABLE) - 1  # the .yml row reuses a .yaml row's text
+    assert len({(c.text, c.ext, tuple(c.files.items())) for c in TABLE}) == len(TABLE)  # no row repeats another
 
 
 def test_base_spec_is_valid():
     g = jg.check(jg.loads(BASE))
     assert not g.warnings
+
+
+def test_error_in_a_composite_file_notes_which_use_loaded_it(tmp_path):
+    (tmp_path / "level.yaml").write_text(sub("out: state}}", "out: state}", LEVEL))
+    (tmp_path / "spec.yaml").write_text(add_block("lvl: {kind: composite, type: level, in: [x]}"))
+    with pytest.raises(jg.SpecError) as info:
+        jg.check(tmp_path / "spec.yaml")
+    assert info.value.first.related[-1] == ("`level` is used by `lvl`", jg.Location(str(tmp_path / "spec.yaml"), 15, 3))
 
 
 def test_a_block_too_big_to_build_is_a_located_error():
