@@ -182,6 +182,9 @@ def run(args) -> int:
         _say("weights: random initial weights (no --checkpoint given)")
     batch, what = _batch(model, args, {k: yaml.safe_load(v) for k, v in (_kv(w) for w in args.with_)})
     _say(f"data: {what}")
+    if not args.along and not latent_spaces(model):
+        raise SpecError(f"`{model.spec.name}` has no latent to draw the energy over",
+                        hint="plot F along a line of targets instead: --along y")
     if args.along:
         i, j = args.between
         if args.along not in batch:
