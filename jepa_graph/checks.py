@@ -70,7 +70,7 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                                          related=[("shared block", owner.loc)]))
                 continue
             if n.raw_params:
-                errors.append(Diagnostic(f"`{n.name}` shares `{owner.name}` and cannot set its own `with:`", n.loc,
+                errors.append(Diagnostic(f"`{n.name}` shares `{owner.name}` and cannot set its own `with:`", n.at("with", key=True),
                                          f"parameters come from `{owner.name}`; remove `with:`"))
             n.share_of, n.module, n.type, n.raw_params, n.dims = owner.name, owner.module, owner.type, owner.raw_params, owner.dims
         if n.ema_of:
@@ -89,15 +89,22 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 continue
             if n.type is not None and n.type != src.type:
                 errors.append(Diagnostic(f"EMA target `{n.name}` has type `{n.type}` but copies `{src.name}` of type `{src.type}`",
-                                         n.loc, "remove `type:`; an EMA target has its source's architecture"))
+                                         n.at("type", key=False), "remove `type:`; an EMA target has its source's architecture"))
                 continue
             try:
                 n.ema = EmaParams.model_validate(n.raw_params)
             except ValidationError as e:
                 err = e.errors()[0]
                 key = err["loc"][0] if err["loc"] else "with"
+                usage = "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine|constant`"
+                if err["type"] == "extra_forbidden":
+                    errors.append(Diagnostic(f"EMA target `{n.name}` has no parameter `{key}`", n.at("with", key, key=True),
+                                             did_you_mean(str(key), list(EmaParams.model_fields), "parameters")))
+                    continue
                 errors.append(Diagnostic(f"EMA target `{n.name}`: bad `{key}`: {err['msg'][:1].lower() + err['msg'][1:]}",
-                                         n.at("with", *err["loc"][:1], key=False), "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine`"))
+                                         n.at("with", *err["loc"][:1], key=False),
+                                         did_you_mean(str(err.get("input")), ("linear", "cosine", "constant"), "schedules")
+                                         if key == "schedule" else usage))
                 continue
             n.ema_of, n.type, n.raw_params, n.dims = src.name, src.type, src.raw_params, src.dims
 

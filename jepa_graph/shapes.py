@@ -99,8 +99,12 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
                     hint = f"add `with: {{{key}: ...}}`"
                     loc = where.at("with", key=True) if "params" in (where.decl.model_fields_set if where.decl else ()) else where.loc
                 else:
-                    msg = f"`{where.name}` ({n.kind}.{n.type}) parameter `{key}`: {err['msg'].removeprefix('Value error, ')}"
+                    why = err['msg'].removeprefix('Value error, ')
+                    msg = f"`{where.name}` ({n.kind}.{n.type}) parameter `{key}`: {why[:1].lower() + why[1:]}"
                     hint = _param_hint(block)
+                    if kind == "literal_error":  # `act: relux`: the allowed values are in the message already
+                        choices = [c.strip(" '") for c in err.get("ctx", {}).get("expected", "").replace(" or ", ", ").split(",")]
+                        hint = did_you_mean(str(err.get("input")), [c for c in choices if c], "values")
                     loc = where.at("with", *err["loc"]) if key is not None else where.at("with")
                 errors.append(Diagnostic(msg, loc, hint))
             return
