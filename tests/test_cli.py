@@ -182,13 +182,20 @@ GARBAGE = {
     "a bare number": (b"42\n", r"a spec must be a mapping of sections"),
     "json array": (b"[1, 2, 3]\n", r"a spec must be a mapping of sections"),
     "unknown extension": (b"name: x\n", r"unknown spec file type"),
+    # the .jepa front end gets the same treatment
+    "binary .jepa": (bytes(range(256)) * 8, r"spec files must be UTF-8 text"),
+    "empty .jepa": (b"", r":1:1: error: the spec file is empty"),
+    "10,000 nested brackets in .jepa": (b"jepa x\n\nenc = encoder.mlp(" + b"[" * 10_000 + b"]" * 10_000 + b")\n",
+                                        r":3:19: error: "),
+    "10,000 nested parentheses in .jepa": (b"jepa x\n\nenc = " + b"(" * 10_000 + b"x" + b")" * 10_000 + b"\n",
+                                           r":3:7: error: "),
 }
 
 
 @pytest.mark.parametrize("name", list(GARBAGE))
 def test_garbage_exits_2_without_traceback(name, tmp_path, capsys):
     content, message = GARBAGE[name]
-    path = tmp_path / ("spec.txt" if name == "unknown extension" else "spec.yaml")
+    path = tmp_path / ("spec.txt" if name == "unknown extension" else "spec.jepa" if ".jepa" in name else "spec.yaml")
     if content is None:
         path.mkdir()
     elif content != "missing":
@@ -199,4 +206,5 @@ def test_garbage_exits_2_without_traceback(name, tmp_path, capsys):
     assert re.search(message, err), err[:2000]
     assert "Traceback" not in err
     assert max(len(line) for line in err.splitlines()) < 400  # long lines are clipped around the caret
-    assert "hint: " in err
+    if ".jepa" not in name or "binary" in name or "empty" in name:  # (.jepa syntax hints: tests/test_dsl*)
+        assert "hint: " in err
