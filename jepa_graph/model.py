@@ -132,8 +132,8 @@ class CompiledModel(nn.Module):
     def run(self, name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run program ``name`` on keyword inputs; failures name the block and its spec line."""
         prog = self.program(name)
-        try:
-            return prog(**inputs)
+        try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
+            return prog.forward(**inputs)
         except Exception as e:  # re-raised with the block's name and location; never swallowed
             raise self._locate(name, prog, inputs, e) from e
 
