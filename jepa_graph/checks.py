@@ -125,7 +125,7 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
                                          r.loc or n.loc, "energies, costs, critics and regularisers are terms of the "
                                          "objective or the planning cost; list them there", related=[(f"`{src.name}`", src.loc)]))
             elif n.kind in _NO_ACTION_OR_LATENT and src.op in ("action", "latent"):
-                errors.append(Diagnostic(f"{edge}: an {n.kind} sees observations and states, not {src.op}s",
+                errors.append(Diagnostic(f"{edge}: {article(n.kind)} sees observations and states, not {src.op}s",
                                          r.loc or n.loc, f"wire `{src.name}` into a predictor instead",
                                          related=[(f"`{src.name}`", src.loc)]))
             elif n.kind == "energy" and src.op in ("action", "latent"):

@@ -116,7 +116,8 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
         want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
         names = f" ({', '.join(block.input_names)})" if block.input_names else ""
         errors.append(Diagnostic(f"`{n.name}` ({n.kind}.{n.type}) takes {want} input(s){names}, got {len(ins)}",
-                                 n.at("in", key=True), "fix `in:`"))
+                                 n.at("in", key=True), f"list {want} reference(s) in `in:`"
+                                 + (f", in this order: {', '.join(block.input_names)}" if block.input_names else "")))
         return
     if owner is not None and owner.ttype is not None:
         owner_ins = [g.nodes[r.src].ttype for r in owner.inputs]
