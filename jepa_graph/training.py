@@ -90,7 +90,8 @@ class Trainer:
     DataSource, a dict of (N, ...) tensors, or a map-style Dataset (with ``names``).
 
     ``out``: run folder for ``last.pt`` and ``metrics.jsonl`` (None: nothing written, unless
-    ``train.out`` is set). ``callbacks``: ``f(trainer, step, record)`` after every step.
+    ``train.out`` is set). ``callbacks``: ``f(trainer, step, record)`` after every step (the
+    record holds the loss terms on logging steps, the loss and lr on the others).
     ``meta``: plain data stored in checkpoints. Other keywords override ``train:`` fields
     (``steps=500, lr=3e-4, batch_size=32``).
     """
@@ -124,8 +125,12 @@ class Trainer:
             raise SpecError(f"`{model.spec.name}`: nothing to train (the objective reaches no trainable block)",
                             hint="check `objective:` and `frozen:`")
         self.step_module: nn.Module = self.program
+        # steps that log nothing run the plain `loss` program (fused means, no per-term outputs);
+        # under DDP one module owns the gradient hooks, so every step runs TrainStep there
+        self.lean_module: nn.Module | None = model.program("loss") if self.world == 1 else None
         if cfg.compile:
             self.step_module = torch.compile(self.step_module)
+            self.lean_module = torch.compile(self.lean_module) if self.lean_module is not None else None
         if self.world > 1:
             self.step_module = dist_util.wrap_ddp(self.step_module, self.device)
         self.optimizer = make_optimizer(self.params, cfg.optimizer)
@@ -188,9 +193,11 @@ class Trainer:
         cfg = self.cfg
         if self.latents and any(z not in batch for z in self.latents):
             batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
+        module = self.step_module if detail or self.lean_module is None else self.lean_module
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out = self.step_module(**batch)
+            out = module(**batch)
         loss = out["loss"]
         for t in self.latent_terms if detail else ():  # already in the loss; recomputed only to log them
             coef = self.graph.nodes[t.node].decl.regularizer.get(t.latent_reg, 1.0)  # {l1: 0.05}: 0.05 |z|_1
@@ -251,7 +258,7 @@ class Trainer:
                 nxt = self.step + 1
                 logged = nxt % cfg.log_every == 0 or nxt == cfg.steps
                 monitored = nxt % cfg.monitor_every == 0 or nxt == cfg.steps
-                rec = self.train_step(self.next_batch(self.step), detail=logged or monitored or bool(self.callbacks))
+                rec = self.train_step(self.next_batch(self.step), detail=logged or monitored)
                 result.losses.append(rec["loss"])
                 if monitored:
                     rec.update(self.monitor())

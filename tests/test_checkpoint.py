@@ -131,7 +131,7 @@ KILLED = textwrap.dedent("""
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(KILLED.format(tests=str(ROOT / "tests")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
     killed = subprocess.run([sys.executable, str(script), str(run), "7"], env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr  # SIGKILL between the checkpoints at 4 and 8
