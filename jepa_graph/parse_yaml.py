@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, SpecError, Diagnostic, position, register_source
+from .errors import Location, SpecError, Diagnostic, position, register_source, source_line
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
@@ -135,14 +135,14 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     try:
         docs = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
-        raise SpecError(_yaml_diagnostic(e, text, file)) from None
+        raise SpecError(_yaml_diagnostic(e, file)) from None
     except yaml.reader.ReaderError as e:  # control characters (NUL, escape codes) in the text
         loc = Location(file, *position(text, e.position))
         char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
         raise SpecError(f"invalid character U+{char:04X} in the spec ({e.reason})", loc,
                         "a spec is plain UTF-8 text; remove the control character") from None
     except RecursionError:  # the pure-Python composer on absurd nesting
-        raise SpecError(f"YAML nested too deeply", Location(file, 1, 1),
+        raise SpecError("YAML nested too deeply", Location(file, 1, 1),
                         "a spec is a few levels deep; is a bracket repeated or never closed?") from None
     if not docs or docs[0] is None:
         raise SpecError("the spec file is empty", Location(file, 1, 1),
@@ -158,12 +158,12 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     return raw
 
 
-def _yaml_diagnostic(e: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+def _yaml_diagnostic(e: yaml.MarkedYAMLError, file: str) -> Diagnostic:
     """A located diagnostic from a YAML scanner/parser error, in words a spec author uses."""
     mark = e.problem_mark or e.context_mark
     loc = _loc(file, mark) if mark is not None else Location(file, 1, 1)
-    lines = text.splitlines()
-    here = lines[mark.line][mark.column:mark.column + 1] if mark is not None and mark.line < len(lines) else ""
+    line = source_line(file, mark.line + 1) if mark is not None else None  # registered: lines split as YAML does
+    here = line[mark.column:mark.column + 1] if line else ""
     related = []
     if here == "\t" or "tab" in (e.problem or ""):
         msg = "invalid YAML: a tab character where YAML expects spaces"
