@@ -220,7 +220,26 @@ def _usage(g: Graph, errors: list[Diagnostic]) -> None:
             g.world_model = resolved
         else:
             g.levels.append(resolved)
+    _latent_encoders(g, errors)
     _unused(g)
+
+
+def _latent_encoders(g: Graph, errors: list[Diagnostic]) -> None:
+    """A latent's ``encoder:`` (amortised inference) names a block that predicts it without using it."""
+    for n in g.nodes.values():
+        enc = getattr(n.decl, "encoder", None) if n.op == "latent" else None
+        if enc is None:
+            continue
+        node, loc = g.nodes.get(enc), n.at("encoder", key=False)
+        if node is None or node.op != "call" or node.kind not in ("encoder", "predictor"):
+            cands = [m.name for m in g.nodes.values() if m.kind in ("encoder", "predictor") and not m.scope]
+            got = f"`{enc}` is a {_what(node)}" if node else f"`{enc}` is not a block"
+            errors.append(Diagnostic(f"latent `{n.name}`: `encoder:` must name an encoder or predictor block; {got}",
+                                     loc, did_you_mean(enc, cands, "encoder/predictor blocks")))
+        elif n.name in g.ancestors([node.name]):
+            errors.append(Diagnostic(f"latent `{n.name}`: its encoder `{enc}` depends on `{n.name}` itself", loc,
+                                     f"the encoder predicts `{n.name}` from the observations (x, y); do not wire "
+                                     f"`{n.name}` into it", related=[(f"`{enc}`", node.loc)]))
 
 
 def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
@@ -233,9 +252,12 @@ def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
         if ref is None:
             out[field] = None
             continue
-        node = g.nodes.get(ref)
+        head, _, tail = ref.partition(".")  # `low.state`: an exported output of composite `low`
+        node = g.nodes.get(g.composites[head].get("outputs", {}).get(tail, "") if tail and head in g.composites else ref)
         if node is None or node.op != op or node.kind != kind:
             cands = [n.name for n in g.nodes.values() if n.op == op and n.kind == kind and not n.scope]
+            cands += [f"{c}.{o}" for c, info in g.composites.items() if "/" not in c
+                      for o, m in info.get("outputs", {}).items() if g.nodes[m].op == op and g.nodes[m].kind == kind]
             got = f", but `{ref}` is {article(_what(node))}" if node else \
                 f", but `{ref}` is a composite block: name one of its outputs" if ref in g.composites else \
                 f", but `{ref}` is not defined"
@@ -243,7 +265,7 @@ def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
                                      at(*path, field, key=False), did_you_mean(ref, cands, f"{kind}s")))
             ok = False
             continue
-        out[field] = ref
+        out[field] = node.name
     if not ok:
         return None
     anc = g.ancestors([out["predictor"]])
@@ -264,6 +286,7 @@ def _unused(g: Graph) -> None:
     for wm in ([g.world_model] if g.world_model else []) + g.levels:
         sinks += [wm[k] for k in ("encoder", "predictor", "action", "latent") if wm[k]]
     sinks += list(g.outputs.values())
+    sinks += [n.decl.encoder for n in g.nodes.values() if n.op == "latent" and n.decl.encoder in g.nodes]
     sinks += [n.name for n in g.nodes.values() if n.kind in ("actor", "critic", "cost")]
     used = g.ancestors(sinks) if sinks else set()
     used |= {n.ema_of for n in g.nodes.values() if n.ema_of and n.name in used}

@@ -21,6 +21,7 @@ EXTERNAL = [
     ("render", "jepa_graph.render", "draw the architecture diagram (svg, png, pdf, dot)"),
     ("train", "jepa_graph.train_cli", "train on the spec's data source: checkpoints, metrics (key=value overrides)"),
     ("plot", "jepa_graph.train_cli", "draw a run's loss terms and collapse monitors to PNG"),
+    ("energy", "jepa_graph.landscape", "plot the energy over a latent, or F along a line of targets, to PNG"),
 ]
 
 

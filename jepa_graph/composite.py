@@ -113,10 +113,12 @@ class Inliner:
                 target = getattr(blk, rel, None)
                 if target is None:
                     continue
-                tnode = self.g.nodes.get(table.get(target, ""))
+                head, _, tail = target.partition(".")  # `low.state`: an output of composite `low`
+                tnode = self.g.nodes.get(exports.get(head, {}).get(tail, "") if tail else table.get(target, ""))
                 loc = at("blocks", name, rel, key=False)
                 if tnode is None or tnode.op != "call":
                     blocks = [k for k, v in table.items() if self.g.nodes[v].op == "call"]
+                    blocks += [f"{c}.{o}" for c, outs in exports.items() for o in outs]
                     verb = "shares" if rel == "share" else "is an EMA target of"
                     self.errors.append(Diagnostic(f"`{name}` {verb} unknown block `{target}`",
                                                   loc, did_you_mean(target, blocks, "blocks")))

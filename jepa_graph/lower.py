@@ -149,8 +149,9 @@ class Lowering:
                 v = graph.call_function(_mean, (v,))
             if mode == "loss" and t.latent_reg:
                 v = graph.call_function(_mean, (v,))
-            if t.weight != 1.0:
-                v = graph.call_function(operator.mul, (v, float(t.weight)))
+            w = t.weight * (self.g.nodes[t.node].decl.regularizer[t.latent_reg] if t.latent_reg else 1.0)
+            if w != 1.0:  # R(z) carries its declared coefficient: {l1: 0.05} is 0.05 |z|_1
+                v = graph.call_function(operator.mul, (v, float(w)))
             acc = v if acc is None else graph.call_function(operator.add, (acc, v))
         return acc if acc is not None else 0.0
 

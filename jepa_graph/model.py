@@ -172,7 +172,8 @@ class CompiledModel(nn.Module):
         for p in self.input_names(name):
             node = g.nodes.get(p.replace("__", "/"))
             if node is None:  # a cut placeholder such as "state"
-                wm = g.world_model or {}
+                level = name.partition("_")[2]  # step_<level> takes that level's state
+                wm = next((lv for lv in g.levels if lv["name"] == level), None) or g.world_model or {}
                 src = g.nodes[wm.get("encoder") or next(iter(g.nodes))]
                 t = src.ttype
             else:

@@ -52,6 +52,7 @@ def infer_shapes(g: Graph) -> None:
         except SpecError as e:
             errors.extend(e.diagnostics)
     _check_terms(g, errors)
+    _check_latents(g, errors)
     if errors:
         raise SpecError(errors)
 
@@ -155,3 +156,21 @@ def _check_terms(g: Graph, errors: list[Diagnostic]) -> None:
         if n.ttype is not None and (n.ttype.shape != () or not n.ttype.batched):
             errors.append(Diagnostic(f"cost term `{t.name}` must give one number per sample, gives {n.ttype}", n.loc,
                                      "planning ranks candidates by per-sample costs"))
+
+
+def _check_latents(g: Graph, errors: list[Diagnostic]) -> None:
+    """A discrete(K) latent is fed to the graph as a one-hot [K]; a latent's encoder gives its shape."""
+    for n in g.nodes.values():
+        if n.op != "latent" or n.ttype is None:
+            continue
+        k = getattr(n.decl.domain, "discrete", None)
+        if k is not None and n.ttype.shape != (k,):
+            errors.append(Diagnostic(f"latent `{n.name}` is discrete({k}) but has shape {n.ttype}", n.at("shape"),
+                                     f"a discrete latent is a one-hot vector: write `shape: [{k}]`"))
+        enc = g.nodes.get(n.decl.encoder or "")
+        if enc is not None and enc.ttype is not None and enc.ttype.shape != n.ttype.shape:
+            what = "logits [B, K] for" if k is not None else "the shape of"
+            errors.append(Diagnostic(f"latent `{n.name}` is {n.ttype}, but its encoder `{enc.name}` gives {enc.ttype}",
+                                     n.at("encoder", key=False), f"the encoder must give {what} `{n.name}`: "
+                                     f"set its `out` to {n.ttype.shape[-1] if n.ttype.shape else 1}",
+                                     related=[(f"`{enc.name}`", enc.loc)]))

@@ -18,6 +18,8 @@ from .train_config import TrainConfig
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
+# a block, or an exported output of a composite instance (`low.state`)
+BlockRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
 DimRef = Union[int, Annotated[str, Field(pattern=NAME_RE)]]  # integer literal or a named dim
 Shape = list[DimRef]
 
@@ -69,6 +71,7 @@ class LatentVar(Strict):
     domain: Domain = "real"
     regularizer: dict[LatentRegName, float] = Field(default_factory=dict)  # {l1: 0.05}: R(z) = 0.05 |z|_1
     inference: LatentInference = LatentInference()
+    encoder: Name | None = None  # amortised inference: a block predicting z from (x, y); minimisation starts there
 
 
 class ActionVar(Strict):
@@ -101,7 +104,7 @@ class BlockBase(Strict):
     type: Name | None = None  # registered type; omitted when the block shares or EMA-copies another
     inputs: list[Edge] = Field(default_factory=list, alias="in")
     params: dict[str, Any] = Field(default_factory=dict, alias="with")
-    share: Name | None = None  # apply this other block's weights to our inputs
+    share: BlockRef | None = None  # apply this other block's weights to our inputs
     frozen: bool = False  # parameters never receive gradient updates
 
     @model_validator(mode="after")
@@ -116,12 +119,12 @@ class BlockBase(Strict):
 
 class EncoderBlock(BlockBase):
     kind: Literal["encoder"]
-    ema_of: Name | None = None  # momentum copy of another encoder (target encoder), no gradient
+    ema_of: BlockRef | None = None  # momentum copy of another encoder (target encoder), no gradient
 
 
 class PredictorBlock(BlockBase):
     kind: Literal["predictor"]
-    ema_of: Name | None = None
+    ema_of: BlockRef | None = None
 
 
 class EnergyBlock(BlockBase):
@@ -165,8 +168,8 @@ Block = Annotated[
 class WorldModel(Strict):
     """What planning unrolls: s_0 = encoder(x); s_{t+1} = predictor(s_t, a_t, z_t)."""
 
-    encoder: Name
-    predictor: Name
+    encoder: BlockRef
+    predictor: BlockRef
     action: Name | None = None
     latent: Name | None = None
     stride: Annotated[int, Field(ge=1)] = 1  # environment steps per predictor step

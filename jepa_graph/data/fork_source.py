@@ -19,8 +19,9 @@ class ForkSource(DataSource):
     class Params(SourceParams):
         angle: float = Field(math.pi / 6, gt=0, lt=math.pi / 2)  # half-angle between the branches
         noise: float = Field(0.02, ge=0)  # observation noise on y
+        paired: bool = False  # samples (2i, 2i+1) share x and take the left, then the right branch (plots)
 
     def sample(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-        d = make_fork(n, seed=seed, road=ForkRoad(angle=self.p.angle, noise=self.p.noise))
+        d = make_fork(n, seed=seed, road=ForkRoad(angle=self.p.angle, noise=self.p.noise), paired=self.p.paired)
         return {"x": d["x"], "y": d["y"], "branch": d["branch"]}
