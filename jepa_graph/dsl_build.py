@@ -116,17 +116,26 @@ class Assembler:
         if isinstance(rhs, V):  # the generic form: name = {kind=encoder, type=mlp, in=[x]}
             self._put_block(name, at, rhs)
             return
-        _, (head, tail), (edges, kwargs), second, frozen = rhs
+        _, (head, tail), (edges, kwargs), second, frozen, kind = rhs
         fields: list[tuple[str, Location, V]] = []
         head_at = self.loc(head)
+        if kind is not None:  # `... as encoder`: a copy whose kind is written out
+            fields.append(("kind", self.loc(kind), V(str(kind), self.loc(kind))))
+            if second is None:
+                target = f"{head}.{tail}" if tail is not None else str(head)
+                fields.append(("share", head_at, V(target, head_at)))
+                tail = None
         if second is not None:
             if str(head) != "ema" or tail is not None or kwargs or len(edges) != 1 \
-                    or not isinstance(edges[0], V) or "." in edges[0].data:
+                    or not isinstance(edges[0], V):
                 raise SpecError("a second argument list is only for EMA targets: `ema(enc)(x_next)`", head_at,
                                 "write `target = ema(enc)(x_next, momentum=0.99..1.0)`; `ema(...)` names one block")
             fields.append(("ema_of", edges[0].loc, edges[0]))
-            self.copies[name] = (edges[0].data, edges[0].loc)
+            if kind is None:
+                self.copies[name] = (edges[0].data, edges[0].loc)
             edges, kwargs = second
+        elif kind is not None:
+            pass
         elif tail is not None:
             fields += [("kind", head_at, V(str(head), head_at)), ("type", self.loc(tail), V(str(tail), self.loc(tail)))]
         else:
@@ -170,7 +179,7 @@ class Assembler:
         return V(gen, e.loc)
 
     def block_from_inline(self, gen: str, e: Inline) -> None:
-        self.block(_At(gen, e.loc), ("call", (_At(e.head, e.loc), None), (e.edges, e.kwargs), None, False))
+        self.block(_At(gen, e.loc), ("call", (_At(e.head, e.loc), None), (e.edges, e.kwargs), None, False, None))
 
     def objective(self, terms, what: str = "objective") -> None:
         at = terms[0][1]
@@ -259,6 +268,8 @@ def _merge(fields: list[tuple[Any, Location, V]], what: str, loc: Location | Non
 
 def _copy_hint(target: str, blocks: dict) -> str:
     from .registry import list_blocks
+    if "." in target:
+        return f"the kind of `{target}` is not known in this file: add it, e.g. `{target}(x) as encoder`"
     kinds = sorted({c.kind for c in list_blocks() if c.name == target})
     if kinds:
         return f"`{target}` is a block type: write `{kinds[0]}.{target}(...)` to make a new block"

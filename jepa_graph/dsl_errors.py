@@ -26,8 +26,7 @@ SECTIONS = ("dims", "world_model", "outputs")
 class Mistake:
     """One common mistake: example bad inputs, the message and a hint showing the fix.
 
-    ``{token}`` in the message or hint is replaced by the offending text, ``{first}`` by the
-    first word of the statement.
+    ``{first}`` in the message or hint is replaced by the first word of the statement.
     """
 
     message: str
@@ -44,7 +43,7 @@ MISTAKES: dict[str, Mistake] = {
         "`{first}` is not a statement",
         "statements start with `jepa`, `input`, `latent`, `action`, `objective`, `costs`, `level`, "
         "a section name (`dims obs=4`), or `name = ...` for a block",
-        ("inptu x : [obs]\n", "blok enc : x\n")),
+        ("inptu x : [obs]\n", "lantent z : [2]\n")),
     "missing_equals": Mistake(
         "a block definition needs `=` after the block's name",
         "write `{first} = encoder.mlp(x, out=state)`",
@@ -339,9 +338,8 @@ def parse_error(e: UnexpectedInput, text: str, file: str, open_brackets: list) -
         close = did_you_mean(first, KEYWORDS)
         label = "unknown_statement" if close.startswith("did you mean") and first not in SECTIONS else "section_key_colon"
     m = MISTAKES[label]
-    tok = str(getattr(e, "token", "") or "")
-    msg = m.message.format(first=first, token=tok)
-    hint = m.hint.format(first=first or "input", token=tok)
+    msg = m.message.format(first=first)
+    hint = m.hint.format(first=first or "input")
     if label == "unknown_statement":
         close = did_you_mean(first, KEYWORDS + SECTIONS)
         if close.startswith("did you mean"):

@@ -21,11 +21,12 @@ from .comments import Line
 from .spec import Spec
 
 WIDTH = 120  # a flow-style line longer than this is written in block style
-TOP_ORDER = ("$schema", "name", "description", "dims", "inputs", "latents", "actions", "blocks", "outputs",
+TOP_ORDER = ("$schema", "name", "description", "dims", "inputs", "actions", "latents", "blocks", "outputs",
              "objective", "world_model", "costs", "levels")
 BLOCK_ORDER = ("kind", "type", "share", "ema_of", "in", "with", "frozen")
 VAR_ORDER = ("shape", "dtype", "domain", "regularizer", "inference", "bounds")
 LEVEL_ORDER = ("name", "encoder", "predictor", "action", "latent", "stride", "subgoal")
+ALIGN = 16  # entry names are padded to line up, up to this width
 ENTRY_SECTIONS = ("inputs", "latents", "actions", "blocks")  # name -> mapping, one line each
 
 
@@ -49,23 +50,47 @@ def _compact(x: Any) -> Any:
     return x
 
 
-def canonical_data(spec: Spec) -> dict:
-    """The spec as plain data in canonical form (what both emitters write)."""
+def spec_data(spec: Spec) -> dict:
+    """A spec built in Python (no source text) as plain data, defaults left out."""
     d = _plain(spec.model_dump(by_alias=True, exclude_defaults=True))
-    d.setdefault("blocks", {})
     for section in ("inputs", "latents", "actions"):
-        for name, var in d.get(section, {}).items():
+        for var in d.get(section, {}).values():
             if "bounds" in var:
                 var["bounds"] = [_compact(x) for x in var["bounds"]]
             if isinstance(var.get("domain"), dict) and isinstance(var["domain"].get("box"), list):
                 var["domain"]["box"] = [_compact(x) for x in var["domain"]["box"]]
-            d[section][name] = _ordered(var, VAR_ORDER)
+    return d
+
+
+def _drop(d: dict, keys: tuple, empty: tuple = ()) -> dict:
+    """Leave out optional fields written with their default (None, false, [], {})."""
+    return {k: v for k, v in d.items() if not (k in keys and (v is None or v is False or (k in empty and v in ([], {}))))}
+
+
+def canonical_data(data: dict) -> dict:
+    """Validated spec data (as written, or from :func:`spec_data`) in canonical form.
+
+    Only the layout is normalised: a fixed key order, a plain edge written as its name, and
+    optional fields written with their default value left out. Values stay as the user wrote
+    them (``data: video`` stays a word even if the model expands it).
+    """
+    d = _drop(_plain(data), ("description", "$schema", "world_model"))
+    d.setdefault("blocks", {})
+    for section in ("inputs", "latents", "actions"):
+        if isinstance(d.get(section), dict):
+            d[section] = {n: _ordered(_drop(v, ("bounds",)), VAR_ORDER) for n, v in d[section].items()}
+    blocks = {}
     for name, blk in d["blocks"].items():
+        blk = _drop(blk, ("type", "share", "ema_of", "frozen", "in", "with"), empty=("in", "with"))
         if "in" in blk:
-            blk["in"] = [e["ref"] if set(e) == {"ref"} else _ordered(e, ("ref", "stop_grad")) for e in blk["in"]]
-        d["blocks"][name] = _ordered(blk, BLOCK_ORDER)
-    if "levels" in d:
-        d["levels"] = [_ordered(lv, LEVEL_ORDER) for lv in d["levels"]]
+            blk["in"] = [e if isinstance(e, str) else e["ref"] if not e.get("stop_grad") and set(e) <= {"ref", "stop_grad"}
+                         else _ordered(e, ("ref", "stop_grad")) for e in blk["in"]]
+        blocks[name] = _ordered(blk, BLOCK_ORDER)
+    d["blocks"] = blocks
+    if isinstance(d.get("world_model"), dict):
+        d["world_model"] = _drop(d["world_model"], ("action", "latent"))
+    if isinstance(d.get("levels"), list):
+        d["levels"] = [_ordered(_drop(lv, ("action", "latent")), LEVEL_ORDER) for lv in d["levels"]]
     return _ordered(d, TOP_ORDER)
 
 
@@ -141,7 +166,7 @@ def emit_yaml(data: dict) -> list[Line]:
         head = f"{yaml_scalar(key)}:"
         if key in ENTRY_SECTIONS and isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
             out.append(Line(head, (key,)))
-            w = max(len(yaml_scalar(n)) for n in v) + 1
+            w = min(max(len(yaml_scalar(n)) for n in v), ALIGN) + 1
             for name, x in v.items():
                 wrapped = _wrapped(f"  {yaml_scalar(name) + ':':<{w}} ", x)
                 if wrapped:

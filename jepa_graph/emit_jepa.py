@@ -16,14 +16,14 @@ from typing import Any
 
 from .comments import Line
 from .dsl_build import inline_name
-from .emit import WIDTH, pack
+from .emit import ALIGN, WIDTH, pack
 from .errors import SpecError
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 WORDS = {"true", "false", "null", "inf", "nan", "True", "False", "None"}  # bare, they would not read back as strings
 SPECIAL = ("name", "description", "$schema", "inputs", "latents", "actions", "blocks", "objective", "costs", "levels")
-VAR_KW = {"inputs": "input", "latents": "latent", "actions": "action"}
+VAR_KW = {"inputs": "input", "actions": "action", "latents": "latent"}
 BLOCK_KEYS = {"kind", "type", "share", "ema_of", "in", "with", "frozen"}
 
 
@@ -133,32 +133,34 @@ def var_decl(section_name: str, var: dict) -> str:
 # ---------------------------------------------------------------------------------- blocks
 def _copy_target(b: dict) -> str | None:
     rel = [r for r in ("share", "ema_of") if r in b]
-    if len(rel) != 1 or "type" in b or set(b) - BLOCK_KEYS:
+    if len(rel) != 1 or "type" in b or set(b) - BLOCK_KEYS or "kind" not in b:
+        return None
+    if rel[0] == "share" and b["share"].split(".")[0] == "frozen":  # `frozen` opens a right-hand side
         return None
     return b[rel[0]]
 
 
-def sugar_blocks(blocks: dict) -> set[str]:
-    """Blocks that may be written with sugar (their kind reads back the same)."""
-    def candidate(name: str) -> bool:
-        b = blocks[name]
+def block_forms(blocks: dict) -> dict[str, str]:
+    """How each block is written: ``typed`` (kind.type(...)), ``copy`` (enc(x), ema(enc)(x),
+    kind read from the copied block), ``copy_as`` (the same with ``as kind``), or ``generic``."""
+    forms = {}
+    for name, b in blocks.items():
         if set(b) - BLOCK_KEYS or "kind" not in b:
-            return False
-        if "type" in b:
-            return "share" not in b and "ema_of" not in b
-        t = _copy_target(b)
-        return t is not None and t in blocks and blocks[t].get("kind") == b["kind"] and not ("share" in b and t == "frozen")
-
-    ok = {n for n in blocks if candidate(n)}
-    good = set()
-    for name in ok:
+            forms[name] = "generic"
+        elif "type" in b:
+            forms[name] = "typed" if "share" not in b and "ema_of" not in b else "generic"
+        else:
+            forms[name] = "copy_as" if _copy_target(b) is not None else "generic"
+    # a copy may leave its kind out when following copies leads to a block of the same kind
+    cand = {n for n, f in forms.items() if f == "copy_as" and blocks.get(_copy_target(blocks[n]), {}).get("kind") == blocks[n]["kind"]}
+    for name in cand:
         seen, cur = set(), name
-        while cur in ok and _copy_target(blocks[cur]) is not None and cur not in seen:
+        while cur in cand and cur not in seen:
             seen.add(cur)
             cur = _copy_target(blocks[cur])
-        if cur not in seen:  # ends at a block with a kind of its own, not in a loop
-            good.add(name)
-    return good
+        if cur not in seen:
+            forms[name] = "copy"
+    return forms
 
 
 def references(data: dict) -> dict[str, int]:
@@ -190,7 +192,7 @@ def references(data: dict) -> dict[str, int]:
     return counts
 
 
-def inlinable(data: dict, sugar: set[str], commented: set[tuple]) -> dict[str, str]:
+def inlinable(data: dict, forms: dict[str, str], commented: set[tuple]) -> dict[str, str]:
     """Shared blocks written inline in their one user, as ``enc(goal)``: block -> its user.
 
     The parser places an inline block just before its user, in the order of the user's inputs,
@@ -201,10 +203,10 @@ def inlinable(data: dict, sugar: set[str], commented: set[tuple]) -> dict[str, s
     out: dict[str, str] = {}
     run: list[str] = []
     for name in blocks:
-        if _inline_candidate(name, blocks, sugar, counts, commented):
+        if _inline_candidate(name, blocks, forms, counts, commented):
             run.append(name)
             continue
-        if run and name in sugar:
+        if run and forms[name] != "generic":
             used = [e for e in blocks[name].get("in", []) if isinstance(e, str) and e in run]
             if used == run:
                 out.update({r: name for r in run})
@@ -212,17 +214,17 @@ def inlinable(data: dict, sugar: set[str], commented: set[tuple]) -> dict[str, s
     return out
 
 
-def _inline_candidate(name: str, blocks: dict, sugar: set[str], counts: dict, commented: set) -> bool:
+def _inline_candidate(name: str, blocks: dict, forms: dict[str, str], counts: dict, commented: set) -> bool:
     b = blocks[name]
     ins = b.get("in", [])
-    return (name in sugar and set(b) == {"kind", "share", "in"} and b["share"] not in ("sg", "ema")
+    return (forms[name] == "copy" and set(b) == {"kind", "share", "in"} and b["share"] not in ("sg", "ema")
             and len(ins) == 1 and isinstance(ins[0], str) and name == inline_name(b["share"], ins[0])
             and counts.get(name, 0) == 1 and ("blocks", name) not in commented)
 
 
-def block_rhs(name: str, b: dict, sugar: set[str], inline: dict[str, str], blocks: dict) -> list[str]:
-    """The right-hand side of ``name = ...`` as argument pieces: (head, [args...])."""
-    if name not in sugar:
+def block_rhs(name: str, b: dict, forms: dict[str, str], inline: dict[str, str], blocks: dict) -> list[str]:
+    """The right-hand side of ``name = ...`` as pieces: head (empty for the generic form), args..."""
+    if forms[name] == "generic":
         return ["", value(b)]
     edges = []
     for e in b.get("in", []):
@@ -243,7 +245,8 @@ def block_rhs(name: str, b: dict, sugar: set[str], inline: dict[str, str], block
         head = b["share"]
     else:
         head = f"ema({b['ema_of']})"
-    return [("frozen " if b.get("frozen") else "") + head] + args
+    tail = f" as {b['kind']}" if forms[name] == "copy_as" else ""
+    return [("frozen " if b.get("frozen") else "") + head, tail] + args
 
 
 def _param(k: str, v: Any, b: dict) -> str:
@@ -284,22 +287,23 @@ def emit_jepa(data: dict, commented: set[tuple] = frozenset()) -> list[Line]:
                 decl = d
     gap()
     blocks = data["blocks"]
-    sugar = sugar_blocks(blocks)
-    inline = inlinable(data, sugar, commented)
+    forms = block_forms(blocks)
+    inline = inlinable(data, forms, commented)
     shown = [n for n in blocks if n not in inline]
-    width = min(max((len(n) for n in shown), default=0), 16)
+    width = min(max((len(n) for n in shown), default=0), ALIGN)
     for name in shown:
-        head, *args = block_rhs(name, blocks[name], sugar, inline, blocks)
+        head, *args = block_rhs(name, blocks[name], forms, inline, blocks)
+        tail = args.pop(0) if head else ""
         lhs = f"{name:<{width}} = "
-        one = lhs + (f"{head}({', '.join(args)})" if head else args[0])
-        packed = pack(f"{lhs}{head}(", args, ")") if head else None
+        one = lhs + (f"{head}({', '.join(args)}){tail}" if head else args[0])
+        packed = pack(f"{lhs}{head}(", args, ")" + tail) if head else None
         if len(one) <= WIDTH:
             out.append(Line(one, ("blocks", name)))
         elif packed:
             out += [Line(t, ("blocks", name) if i == 0 else None) for i, t in enumerate(packed)]
         elif head:
             out.append(Line(f"{lhs}{head}(", ("blocks", name)))
-            out += [Line(f"    {a},") for a in args] + [Line(")")]
+            out += [Line(f"    {a},") for a in args] + [Line(")" + tail)]
         else:
             out.append(Line(lhs + "{", ("blocks", name)))
             out += _mapping_lines(blocks[name], 4, ("blocks", name)) + [Line("}")]

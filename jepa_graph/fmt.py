@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .comments import attach, place, scan_dsl, scan_yaml
-from .emit import canonical_data, emit_yaml
+from .emit import canonical_data, emit_yaml, spec_data
 from .emit_jepa import emit_jepa
 from .errors import Location, SpecError
 from .spec import Spec
@@ -56,7 +56,7 @@ def format_text(text: str, file: str, to: str | None = None) -> str:
     spec = build_spec(raw)
     comments = scan_dsl(text) if src == "jepa" else scan_yaml(text)
     attached = attach(comments, raw)
-    data = canonical_data(spec)
+    data = canonical_data(raw.data)
     lines = emit_jepa(data, attached.paths()) if to == "jepa" else emit_yaml(data)
     out = place(lines, attached)
     _verify(spec, out, file, to, len(comments))
@@ -92,7 +92,7 @@ def format_spec(spec: Spec | str | Path, to: str = "yaml") -> str:
         raw = spec.source
         if raw is not None and raw.text:
             return format_text(raw.text, raw.file, to)
-        data = canonical_data(spec)
+        data = canonical_data(spec_data(spec))
         return place(emit_jepa(data) if to == "jepa" else emit_yaml(data), attach([], _empty()))
     return format_text(read_text(spec), str(spec), to)
 

@@ -228,12 +228,14 @@ class Build(Transformer):
     def second_args(self, args):
         return args or ([], [])
 
-    def call(self, callee, args, second):
-        return ("call", callee, args or ([], []), second, None)
+    def as_kind(self, name):
+        return name
+
+    def call(self, callee, args, second, kind):
+        return ("call", callee, args or ([], []), second, False, kind)
 
     def frozen_call(self, call):
-        kw = call  # ("call", callee, args, second, frozen)
-        return kw[:4] + (True,)
+        return call[:4] + (True,) + call[5:]  # ("call", callee, args, second, frozen, kind)
 
     # -------------------------------------------------------------------- statements
     def header(self, name):

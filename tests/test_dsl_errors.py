@@ -1,0 +1,124 @@
+""".jepa parse errors: the table of common mistakes, errors in words, and no traceback for any input."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import jepa_graph as jg
+from jepa_graph.cli import main
+from jepa_graph.dsl_errors import CHECKED, MISTAKES
+from jepa_graph.errors import SpecError
+from jepa_graph.parse_dsl import parse_dsl, parser
+
+PREFIX = "jepa demo\ninput x : [4]  # a comment\n\n"
+# lark's terminal names (RPAR, _NL, __ANON_0, ...) must never reach the user; `jepa NAME` is prose
+RAW_TOKEN = re.compile(r"(?<![\w$])(" + "|".join(sorted(
+    (re.escape(t.name) for t in parser().terminals if t.name != "NAME"), key=len, reverse=True)) + r"|\$END)(?!\w)")
+EXAMPLES = [(key, ex) for key, m in MISTAKES.items() for ex in m.examples]
+
+
+def test_the_table_covers_at_least_twenty_mistakes():
+    assert len(MISTAKES) >= 20
+    assert len(MISTAKES) + len(CHECKED) >= 40
+
+
+@pytest.mark.parametrize("key, example", EXAMPLES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(EXAMPLES)])
+@pytest.mark.parametrize("prefix", ["", PREFIX], ids=["first", "later"])
+def test_each_mistake_gets_its_message(key, example, prefix):
+    with pytest.raises(SpecError) as e:
+        parse_dsl(prefix + example, "bad.jepa")
+    d = e.value.first
+    first = example.split()[0].rstrip(":=") if example.split() else ""
+    assert d.message == MISTAKES[key].message.format(first=first), str(e.value)
+    assert d.loc.file == "bad.jepa" and d.loc.line == prefix.count("\n") + 1
+    assert d.hint
+    text = str(e.value)
+    assert f"bad.jepa:{d.loc.line}:{d.loc.col}: error: " in text
+    assert example.splitlines()[0] in text and "^" in text  # the line and a caret
+    assert not RAW_TOKEN.search(d.message + d.hint), d.hint
+
+
+@pytest.mark.parametrize("text, fragment", CHECKED, ids=[f"checked-{i}" for i in range(len(CHECKED))])
+def test_mistakes_found_after_parsing(text, fragment):
+    with pytest.raises(SpecError) as e:
+        parse_dsl(text, "bad.jepa")
+    assert fragment in str(e.value)
+    assert e.value.first.loc is not None and e.value.first.hint
+
+
+@pytest.mark.parametrize("text", [
+    "jepa a\n@@@\n", "jepa a\nenc = encoder.mlp(x) extra\n", "jepa a\ninput x : [4] ~\n", "jepa a\n)\n",
+    "jepa a\ne = encoder.mlp(x, y=[1, 2}\n", "jepa a\nobjective E +\n", "jepa a\nlatent z : [2] ~ l1(0.1) +\n",
+])
+def test_other_errors_say_what_was_expected_in_words(text):
+    with pytest.raises(SpecError) as e:
+        parse_dsl(text, "bad.jepa")
+    msg = str(e.value)
+    assert "bad.jepa:" in msg and "^" in msg
+    assert not RAW_TOKEN.search(e.value.first.message + (e.value.first.hint or "")), msg
+
+
+def test_unknown_statement_suggests_the_keyword():
+    with pytest.raises(SpecError) as e:
+        parse_dsl("jepa a\nlatnet z : [2]\n", "bad.jepa")
+    assert "did you mean `latent`?" in e.value.first.hint
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"   \n\n# nothing but a comment\n", b"\x00\x01\x02\xff\xfe", bytes(range(256)), b"jepa a\n\x00",
+    b"jepa a\ne = op.t(x=" + b"[" * 10_000 + b"]" * 10_000 + b")\n",
+    b"jepa a\ne = op.t(x=" + b"(" * 10_000 + b"\n",
+    b"jepa a\ne = op.t(x=[" + b"1, " * 100_000 + b"2)\n",
+    b"jepa " + b"a" * 200_000 + b" b\n",
+    "jepa a\ne = op.t(s=\"\u2028\x85\") ?\n".encode(),  # line separators inside a string
+])
+def test_no_traceback_for_garbage(tmp_path, data, capsys):
+    path = tmp_path / "g.jepa"
+    path.write_bytes(data)
+    with pytest.raises(SpecError) as e:
+        jg.load(path)
+    assert len(str(e.value)) < 2000  # long lines are clipped in the snippet
+    assert main(["validate", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+GOOD = """\
+jepa fuzz
+dims obs=4, state=8
+input  x, y : [obs]
+latent z : [2] ~ l1(0.1)
+enc  = encoder.mlp(x, hidden=[16], out=state)
+tgt  = ema(enc)(y, momentum=0.99..1.0)
+pred = predictor.mlp(enc, z, out=state)
+E    = energy.l2(pred, sg(tgt))
+objective E + 0.5 * z.l1
+world_model encoder=enc, predictor=pred, latent=z
+"""
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutated_specs_fail_only_with_located_errors(data):
+    text = GOOD
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(text)))
+        j = data.draw(st.integers(i, min(len(text), i + 6)))
+        text = text[:i] + data.draw(st.text(alphabet="()[]{},:=.~*+-#\"'\n xz0123456789enc_", max_size=4)) + text[j:]
+    try:
+        jg.loads(text, "fuzz.jepa")
+    except SpecError as e:
+        assert e.diagnostics and all(d.loc is None or d.loc.file == "fuzz.jepa" for d in e.diagnostics)
+        str(e)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=60))
+def test_random_text_fails_only_with_located_errors(text):
+    try:
+        parse_dsl(text, "r.jepa")
+    except SpecError as e:
+        assert e.first.loc is not None
+        str(e)
