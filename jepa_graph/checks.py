@@ -160,9 +160,9 @@ def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...
         errors.append(Diagnostic(f"{where} term `{key}` has weight {weight}", loc, "a weight is a finite number, e.g. 1.0"))
         return None
     head, _, tail = key.partition(".")
-    top = {n.name: n for n in g.nodes.values() if not n.scope}
-    if tail and head in top and top[head].op == "latent":
-        regs = top[head].decl.regularizer
+    latent = g.nodes.get(head) if tail else None  # a lookup, not a scan: objectives may have many terms
+    if latent is not None and not latent.scope and latent.op == "latent":
+        regs = latent.decl.regularizer
         if tail not in regs:
             errors.append(Diagnostic(f"{where} term `{key}`: latent `{head}` has no `{tail}` regulariser", loc,
                                      f"declare `regularizer: {{{tail}: w}}` on `{head}`" if tail in ("l1", "l2", "kl")
@@ -179,7 +179,7 @@ def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...
         name = outs[tail]
     node = g.nodes.get(name)
     if node is None:
-        cands = [n for n, v in top.items() if v.kind in allowed]
+        cands = [n for n, v in g.nodes.items() if not v.scope and v.kind in allowed]
         cands += [f"{c}.{o}" for c, info in g.composites.items() if "/" not in c
                   for o, m in info.get("outputs", {}).items() if g.nodes[m].kind in allowed]
         errors.append(Diagnostic(f"{where} term `{key}` is not a block", loc,
