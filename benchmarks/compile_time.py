@@ -13,11 +13,14 @@ state):
 * ``lower``     the forward program: fx graph, Python code generation, ``compile()`` of that code
 * ``call``      the first forward call at batch 1
 
-``load+compile`` = parse + validate + graph + shapes + modules; ``api`` times the same work through
-the public API, ``jg.compile(jg.loads(text))``, as one call each (a check on the stage sum).
+``load+compile`` = parse + validate + graph + shapes + modules; ``total`` adds lowering and the
+first call, and so every garbage collection the pauses deferred (they run on the first allocations
+after a pause, so they land in ``lower`` and ``call``). ``api`` times ``jg.compile(jg.loads(text))``
+through the public API, as a user calls it (two pauses, a collection between them).
 Per-block figures show whether cost grows linearly. Run::
 
     .venv/bin/python benchmarks/compile_time.py                 # 10, 100, 1000, 10000 blocks
+    .venv/bin/python benchmarks/compile_time.py --shape wide    # many objective terms
     .venv/bin/python benchmarks/compile_time.py --sizes 1000 --profile   # cProfile of one run
 """
 from __future__ import annotations
@@ -45,7 +48,7 @@ from jepa_graph.validate import build_spec, parse_file  # noqa: E402
 
 STAGES = ("parse", "validate", "graph", "shapes", "modules", "lower", "call")
 COMPILE = ("parse", "validate", "graph", "shapes", "modules")
-COLUMNS = STAGES + ("load+compile", "api")
+COLUMNS = STAGES + ("load+compile", "total", "api")
 
 
 def chain_spec(n: int, width: int = 8) -> str:
@@ -55,6 +58,21 @@ def chain_spec(n: int, width: int = 8) -> str:
     lines += [f"  b{i}: {{kind: encoder, type: mlp, in: [b{i - 1}], with: {{out: w}}}}" for i in range(2, n)]
     lines += [f"  E: {{kind: energy, type: l2, in: [b{n - 1}, y]}}", "objective: {E: 1.0}"]
     return "\n".join(lines) + "\n"
+
+
+def wide_spec(n: int, width: int = 8) -> str:
+    """YAML text of an n-block wide spec: n/2 encoders of x side by side, each with its own l2
+    energy against y, and all n/2 energies in the objective (many terms, shallow graph)."""
+    lines = [f"name: wide_{n}", f"dims: {{w: {width}}}", "inputs:", "  x: {shape: [w]}", "  y: {shape: [w]}",
+             "blocks:"]
+    for i in range(n // 2):
+        lines += [f"  e{i}: {{kind: encoder, type: mlp, in: [x], with: {{out: w}}}}",
+                  f"  E{i}: {{kind: energy, type: l2, in: [e{i}, y]}}"]
+    lines.append("objective: {" + ", ".join(f"E{i}: 1.0" for i in range(n // 2)) + "}")
+    return "\n".join(lines) + "\n"
+
+
+SHAPES = {"chain": chain_spec, "wide": wide_spec}
 
 
 def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[str, float]:
@@ -88,6 +106,7 @@ def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[s
         model(x=torch.randn(1, 8), y=torch.randn(1, 8))
     lap("call")
     out["load+compile"] = sum(out[s] for s in COMPILE)
+    out["total"] = sum(out[s] for s in STAGES)
     del model, graph, spec, raw
     gc.collect()
     t = clock()
@@ -96,8 +115,8 @@ def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[s
     return out
 
 
-def measure(n: int, repeats: int, gc_pause: bool = True) -> dict[str, float]:
-    text = chain_spec(n)
+def measure(n: int, repeats: int, gc_pause: bool = True, shape: str = "chain") -> dict[str, float]:
+    text = SHAPES[shape](n)
     runs = []
     for _ in range(repeats):
         gc.collect()  # start each run from the same heap, not the last run's garbage
@@ -110,27 +129,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     ap.add_argument("--repeats", type=int, default=0, help="runs per size (0: 7 up to 1000 blocks, then 3)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run per size")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="chain",
+                    help="chain: a deep line of blocks; wide: side-by-side blocks, one objective term each")
     ap.add_argument("--no-gc-pause", action="store_true",
                     help="time the stages with the garbage collector running (what compile cost before the pause)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     run_once(chain_spec(10))  # imports and registry loading are not compile time
-    print(f"torch {torch.__version__}; CPU time of the compiling thread, median of repeats (ms)")
+    print(f"{args.shape} specs; torch {torch.__version__}; CPU time of the compiling thread, median of repeats (ms)")
     head = " ".join(f"{s:>9}" for s in STAGES)
-    print(f"{'blocks':>7} {head} {'load+compile':>13} {'api':>9} {'us/block':>9} {'lower us/block':>15}")
+    print(f"{'blocks':>7} {head} {'load+compile':>13} {'total':>9} {'api':>9}   us/block: "
+          f"{'load+compile':>12} {'total':>6} {'api':>6}")
     rows = {}
     for n in args.sizes:
         if args.profile:
-            text = chain_spec(n)
+            text = SHAPES[args.shape](n)
             prof = cProfile.Profile()
             prof.runcall(run_once, text)
             pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
-        r = measure(n, args.repeats or (7 if n <= 1000 else 3), gc_pause=not args.no_gc_pause)
+        r = measure(n, args.repeats or (7 if n <= 1000 else 3), gc_pause=not args.no_gc_pause,
+                    shape=args.shape)
         rows[n] = r
         cells = " ".join(f"{r[s] * 1e3:>9.1f}" for s in STAGES)
-        print(f"{n:>7} {cells} {r['load+compile'] * 1e3:>13.1f} {r['api'] * 1e3:>9.1f} "
-              f"{r['load+compile'] / n * 1e6:>9.1f} "
-              f"{r['lower'] / n * 1e6:>15.1f}", flush=True)
+        per = {k: r[k] / n * 1e6 for k in ("load+compile", "total", "api")}
+        print(f"{n:>7} {cells} {r['load+compile'] * 1e3:>13.1f} {r['total'] * 1e3:>9.1f} {r['api'] * 1e3:>9.1f}"
+              f"             {per['load+compile']:>12.1f} {per['total']:>6.1f} {per['api']:>6.1f}", flush=True)
     if 1000 in rows:
         ok = rows[1000]["load+compile"] < 1.0
         print(f"1,000 blocks load + validate + compile: {rows[1000]['load+compile']:.3f} s "
@@ -138,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(rows)
     if len(sizes) >= 2:
         a, b = sizes[-2], sizes[-1]
-        growth = (rows[b]["load+compile"] / b) / (rows[a]["load+compile"] / a)
-        print(f"per-block cost from {a} to {b} blocks: x{growth:.2f} (1.00 = linear)")
+        for k in ("load+compile", "total", "api"):
+            growth = (rows[b][k] / b) / (rows[a][k] / a)
+            print(f"per-block cost of {k} from {a} to {b} blocks: x{growth:.2f} (1.00 = linear)")
     return 0
 
 
