@@ -12,10 +12,6 @@ from .errors import Diagnostic, Location, SpecError, did_you_mean
 from .parse_dsl import VAR_SECTIONS, Inline, V, _tok_loc
 from .parse_yaml import RawSpec
 
-KEYWORDS = ("jepa", "description", "schema", "input", "latent", "action", "objective", "costs", "level",
-            "dims", "world_model", "outputs")
-
-
 def inline_name(head: str, first_ref: str) -> str:
     """Deterministic name of an inline shared block: ``enc(goal)`` -> ``enc_goal``."""
     return f"{head}_{first_ref.replace('.', '_')}"

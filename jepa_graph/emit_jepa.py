@@ -1,10 +1,11 @@
 """Canonical data -> canonical ``.jepa`` lines (the inverse of :mod:`jepa_graph.parse_dsl`).
 
 Each construct is written with its sugar when reading it back gives the same data
-(``encoder.mlp(x)``, ``enc(goal)``, ``ema(enc)(y, momentum=0.99..1.0)``, ``sg(t)``); anything
-the sugar cannot say (a block sharing a block of another kind, fields added to the model
-later) falls back to the generic mapping form ``name = {kind=encoder, share=enc, in=[x]}``,
-so every spec converts. :func:`jepa_graph.fmt.format_text` re-parses the output and refuses to
+(``encoder.mlp(x)``, ``enc(goal)``, ``ema(enc)(y, momentum=0.99..1.0)``, ``sg(t)``, and
+``low.state(x) as encoder`` where the kind cannot be read off the copied block); anything the
+sugar cannot say (``type`` together with ``ema_of``, fields added to the model later) falls
+back to the generic mapping form ``name = {kind=encoder, type=mlp, ema_of=enc}``, so every
+spec converts. :func:`jepa_graph.fmt.format_text` re-parses the output and refuses to
 write it unless it gives the same spec.
 """
 from __future__ import annotations

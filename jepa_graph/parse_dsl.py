@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
-from .errors import Diagnostic, Location, SpecError, did_you_mean, register_source
+from .errors import Diagnostic, Location, SpecError, register_source
 from .parse_yaml import RawSpec
 
 MAX_DEPTH = 48  # bracket nesting; deeper input is garbage, and the tree walk is recursive
@@ -38,45 +39,55 @@ PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
 class Brackets:
     """Post-lexer: drops newlines inside ( ) and [ ], keeps them as separators inside { }.
 
-    It also ends the file with a newline, and records open brackets so a parse error can say
-    which bracket was left open.
+    It also ends the file with a newline, and records the open brackets (per thread: the parser
+    is shared) so that a parse error can say which bracket was left open.
     """
 
     always_accept = ("_NL",)
 
     def __init__(self):
-        self.file = "<string>"
-        self.stack: list[Token] = []
+        self._state = threading.local()
+
+    @property
+    def stack(self) -> list[Token]:
+        return getattr(self._state, "stack", [])
 
     def process(self, stream):
-        self.stack = []
+        stack: list[Token] = []
+        self._state.stack = stack
+        file = getattr(self._state, "file", "<string>")
         prev, last = None, None
         for tok in stream:
             t = tok.type
             if t == "_NL":
-                if (self.stack and self.stack[-1].type != "LBRACE") or prev in (None, "_NL", "LBRACE", "COMMA"):
-                    if not (prev == "COMMA" and not self.stack):
-                        continue
+                inside = stack[-1].type if stack else None
+                if inside in ("LPAR", "LSQB") or prev in (None, "_NL", "LBRACE") or \
+                        (inside == "LBRACE" and prev == "COMMA"):
+                    continue  # implicit line joining, blank lines, `a=1,` + newline in { }
                 yield tok
             else:
                 if t in OPENERS:
-                    self.stack.append(tok)
-                    if len(self.stack) > MAX_DEPTH:
-                        raise SpecError(f"brackets nested more than {MAX_DEPTH} deep", _tok_loc(self.file, tok),
+                    stack.append(tok)
+                    if len(stack) > MAX_DEPTH:
+                        raise SpecError(f"brackets nested more than {MAX_DEPTH} deep", _tok_loc(file, tok),
                                         "a spec never needs this much nesting; is the file garbled?")
                 elif t in CLOSERS:
-                    if not self.stack:
-                        raise SpecError(f"unmatched `{SYMBOL[t]}`", _tok_loc(self.file, tok),
+                    if not stack:
+                        raise SpecError(f"unmatched `{SYMBOL[t]}`", _tok_loc(file, tok),
                                         "remove it, or add the opening bracket it closes")
-                    opened = self.stack.pop()
+                    opened = stack.pop()
                     if OPENERS[opened.type] != t:
-                        raise SpecError(f"`{SYMBOL[t]}` closes `{SYMBOL[opened.type]}`", _tok_loc(self.file, tok),
+                        raise SpecError(f"`{SYMBOL[t]}` closes `{SYMBOL[opened.type]}`", _tok_loc(file, tok),
                                         f"close `{SYMBOL[opened.type]}` (opened at line {opened.line}, column "
                                         f"{opened.column}) with `{SYMBOL[OPENERS[opened.type]]}` first")
                 yield tok
             prev, last = t, tok
         if prev not in (None, "_NL"):
             yield Token.new_borrow_pos("_NL", "\n", last)
+
+    def parse(self, parser: Lark, text: str, file: str):
+        self._state.file = file
+        return parser.parse(text)
 
 
 @lru_cache(maxsize=1)
@@ -329,9 +340,8 @@ def parse_dsl(text: str, file: str = "<string>.jepa") -> RawSpec:
         raise SpecError("the spec holds a NUL byte", Location(file, line, bad - text.rfind("\n", 0, bad)),
                         "is this a binary file? .jepa specs are UTF-8 text")
     p = parser()
-    p.options.postlex.file = file
     try:
-        tree = p.parse(text)
+        tree = p.options.postlex.parse(p, text, file)
     except UnexpectedInput as e:
         raise parse_error(e, text, file, p.options.postlex.stack) from None
     try:

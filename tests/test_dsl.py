@@ -203,3 +203,25 @@ def test_composites_written_in_jepa(tmp_path):
     model = jg.compile(top)
     assert model.graph.nodes["low/enc"].ttype.shape == (12,)
     assert model.graph.nodes["low/E"].inputs[1].stop_grad
+
+
+def test_editor_grammar_knows_every_keyword_and_kind():
+    """editors/vscode highlights .jepa files; it must follow the grammar and the block kinds."""
+    import json
+    import re
+
+    from conftest import ROOT
+    from jepa_graph.parse_dsl import parser
+    from jepa_graph.spec import KINDS
+
+    tm = json.loads((ROOT / "editors/vscode/syntaxes/jepa.tmLanguage.json").read_text())
+    pkg = json.loads((ROOT / "editors/vscode/package.json").read_text())
+    assert pkg["contributes"]["languages"][0]["extensions"] == [".jepa"]
+    statement = tm["repository"]["statement"]["match"]
+    words = {t.pattern.value for t in parser().terminals if t.pattern.type == "str" and t.pattern.value.isalpha()}
+    statements = {w for w in words if re.search(rf"\b{w}\b", statement)}
+    modifiers = json.dumps(tm["repository"]["expression"])
+    for w in words:
+        assert w in statements or re.search(rf"\b{w}\b", modifiers), f"`{w}` is not highlighted"
+    for kind in KINDS:
+        assert kind in modifiers
