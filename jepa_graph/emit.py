@@ -159,6 +159,14 @@ def _wrapped(prefix: str, d: dict) -> list[str] | None:
     return pack(prefix + "{", [f"{yaml_scalar(k)}: {yaml_flow(v)}" for k, v in d.items()], "}")
 
 
+class _LiteralDumper(yaml.SafeDumper):
+    """Writes strings holding newlines as `|` blocks (PyYAML quotes them when it cannot)."""
+
+
+_LiteralDumper.add_representer(str, lambda d, s: d.represent_scalar(
+    "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
 def emit_yaml(data: dict) -> list[Line]:
     """Canonical YAML lines for canonical data (see :func:`canonical_data`)."""
     out: list[Line] = []
@@ -174,6 +182,18 @@ def emit_yaml(data: dict) -> list[Line]:
                 else:
                     out.append(Line(f"  {yaml_scalar(name)}:", (key, name)))
                     out += _yaml_block(x, 4, (key, name))
+            continue
+        if isinstance(v, str) and "\n" in v:  # a multi-line description reads best as a `|` block
+            # a key after it keeps PyYAML from ending the document (`...`) after a `|+` block
+            text = yaml.dump({key: v, "end_": 0}, Dumper=_LiteralDumper, width=math.inf, allow_unicode=True,
+                             sort_keys=False)
+            lines = text.split("\n")
+            lines = lines[:lines.index("end_: 0")]
+            out += [Line(t, (key,) if i == 0 else None) for i, t in enumerate(lines)]
+            continue
+        if key == "levels" and isinstance(v, list) and v:  # one level per line
+            out.append(Line(head, (key,)))
+            out += _yaml_block(v, 2, (key,))
             continue
         flow = yaml_flow(v)
         if not isinstance(v, (dict, list)) or not v or len(head) + 1 + len(flow) <= WIDTH:
