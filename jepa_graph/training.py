@@ -3,7 +3,8 @@
 One step, for the global batch of step ``s`` (each rank keeps its shard under torchrun):
 
 1. latents the batch does not carry are inferred first, z* = argmin_z E(x, y, z), with the
-   weights fixed (:func:`infer_latents`);
+   weights fixed (:func:`infer_latents`); a latent's amortised ``encoder`` starts the search
+   and is trained to predict z* (an extra ``latent_encoder`` loss term);
 2. the ``TrainStep`` program (lowered from the same graph as ``loss``: the objective, its
    terms and the monitored representation) runs under autocast (bf16 when asked);
 3. backward through everything but stop-gradient edges, EMA targets and frozen blocks;
@@ -121,6 +122,13 @@ class Trainer:
         self.input_names = [n.target for n in self.program.graph.nodes if n.op == "placeholder"]
         self.latents = [n for n in self.input_names if g.nodes.get(n) is not None and g.nodes[n].op == "latent"]
         self.params = [p for p in self.program.parameters() if p.requires_grad]
+        # latents with an amortised `encoder` train it to predict z* (it also starts the search)
+        from .latents import latent_spaces
+        self.latent_encoders = [s.encoder for s in latent_spaces(model).values() if s.encoder]
+        seen = {id(p) for p in self.params}
+        for enc in self.latent_encoders:
+            self.params += [p for p in model.blocks[g.nodes[enc].module].parameters()
+                            if p.requires_grad and id(p) not in seen and not seen.add(id(p))]
         if not self.params:
             raise SpecError(f"`{model.spec.name}`: nothing to train (the objective reaches no trainable block)",
                             hint="check `objective:` and `frozen:`")
@@ -199,6 +207,10 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             out = module(**batch)
         loss = out["loss"]
+        if self.latent_encoders:  # amortised inference: encoder(x, y) -> z*, outside the objective's weights
+            from .minimize import latent_encoder_loss
+            out["term.latent_encoder"] = latent_encoder_loss(self.model, batch)
+            loss = loss + out["term.latent_encoder"]
         for t in self.latent_terms if detail else ():  # already in the loss; recomputed only to log them
             coef = self.graph.nodes[t.node].decl.regularizer.get(t.latent_reg, 1.0)  # {l1: 0.05}: 0.05 |z|_1
             out[f"term.{t.name}"] = LATENT_PENALTIES[t.latent_reg](batch[t.node]).mean() * (t.weight * coef)

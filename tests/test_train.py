@@ -201,3 +201,16 @@ def test_cli_train_resume_and_plot(tmp_path, capsys):
     assert main(["train", str(spec), "train.optimizer.nme=sgd", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "<command line>:1:" in err and "unknown key `nme`" in err and "did you mean `name`" in err
+
+
+def test_amortised_latent_encoder_is_trained():
+    text = (SPECS / "fork.yaml").read_text()
+    text = text.replace("inference: {method: enumerate}}", "inference: {method: enumerate}, encoder: zenc}")
+    text = text.replace("blocks:\n", "blocks:\n  xy:   {kind: op, type: concat, in: [x, y]}\n"
+                                     "  zenc: {kind: encoder, type: mlp, in: [xy], with: {hidden: [32], out: 2}}\n", 1)
+    model = jg.compile(jg.loads(text, "fork_amortised.yaml"), seed=0)
+    before = [p.clone() for p in model.blocks.zenc.parameters()]
+    r = jg.train(model, "fork", steps=120, batch_size=64, lr=3e-3, log_every=10, progress=False)
+    ce = [h["latent_encoder"] for h in r.history]  # rises while the two branches separate, then falls
+    assert ce[-1] < 0.5 * max(ce)
+    assert not any(torch.equal(a, b) for a, b in zip(before, model.blocks.zenc.parameters()))
