@@ -58,6 +58,25 @@ def value(v: Any) -> str:
     raise SpecError(f"cannot write the value `{v!r}` in .jepa", hint="spec values are numbers, strings, lists, mappings")
 
 
+def unwritable(v: Any, path: tuple = ()) -> tuple[tuple, str] | None:
+    """The first (path, what) in ``v`` that .jepa cannot write: a non-string key, a date..."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                return path + (k,), f"the key `{k!r}` (a {type(k).__name__})"
+            found = unwritable(x, path + (k,))
+            if found:
+                return found
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            found = unwritable(x, path + (i,))
+            if found:
+                return found
+    elif v is not None and not isinstance(v, (bool, int, float, str)):
+        return path, f"the value `{v}` (a {type(v).__name__})"
+    return None
+
+
 def kwargs(d: dict, sep: str = ", ") -> str:
     return sep.join(f"{key(k)}={value(x)}" for k, x in d.items())
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .comments import attach, place, scan_dsl, scan_yaml
 from .emit import canonical_data, emit_yaml, spec_data
-from .emit_jepa import emit_jepa
+from .emit_jepa import emit_jepa, unwritable
 from .errors import Location, SpecError
 from .spec import Spec
 from .validate import build_spec, parse_file, read_text
@@ -57,6 +57,12 @@ def format_text(text: str, file: str, to: str | None = None) -> str:
     comments = scan_dsl(text) if src == "jepa" else scan_yaml(text)
     attached = attach(comments, raw)
     data = canonical_data(raw.data)
+    if to == "jepa":
+        bad = unwritable(raw.data)
+        if bad:
+            raise SpecError(f"cannot write {bad[1]} in .jepa", raw.at(bad[0], key=isinstance(bad[0][-1], str)),
+                            "keys in .jepa are names or strings, values are numbers, strings, true/false/null, "
+                            "lists and mappings; quote it in the YAML, or keep this spec in YAML")
     lines = emit_jepa(data, attached.paths()) if to == "jepa" else emit_yaml(data)
     out = place(lines, attached)
     _verify(spec, out, file, to, len(comments))

@@ -331,6 +331,7 @@ def parse_dsl(text: str, file: str = "<string>.jepa") -> RawSpec:
     from .dsl_build import assemble
     from .dsl_errors import parse_error
 
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     register_source(file, text)
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         raise SpecError("the spec file is empty", Location(file, 1, 1), "a .jepa spec starts with `jepa my_model`")
