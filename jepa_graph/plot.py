@@ -1,7 +1,8 @@
 """``jepa-graph plot RUN``: a run's loss terms and collapse monitors over steps, as one PNG.
 
-Panels: the loss and each objective term (log scale when positive), the learning rate and EMA
-momenta, and per representation the mean per-dimension std and the effective rank.
+Panels: the loss and each objective term (log scale unless a term goes negative), the learning
+rate, the EMA momenta, and per monitored representation the mean per-dimension std and the
+effective rank (the collapse monitors).
 """
 from __future__ import annotations
 
@@ -30,22 +31,24 @@ def plot_run(run: str | Path, output: str | Path | None = None) -> Path:
         raise SpecError(f"{metrics} holds no records yet")
     keys = list(dict.fromkeys(k for r in rows for k in r))
     losses = [k for k in keys if k not in _SKIP and not k.startswith(("ema.", "collapse."))]
-    sched = [k for k in keys if k == "lr" or k.startswith("ema.")]
+    lrs = [k for k in keys if k == "lr"]
+    ema = [k for k in keys if k.startswith("ema.")]
     stds = [k for k in keys if k.startswith("collapse.") and k.endswith(".std")]
     ranks = [k for k in keys if k.startswith("collapse.") and k.endswith(".erank")]
-    panels = [("loss terms", losses), ("schedules", sched), ("std per dim (mean)", stds), ("effective rank", ranks)]
+    panels = [("loss terms", losses), ("learning rate", lrs), ("EMA momentum", ema),
+              ("std per dim (mean): near 0 = collapse", stds), ("effective rank: near 1 = collapse", ranks)]
     panels = [p for p in panels if p[1]]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, ks) in zip(axes[:, 0], panels):
-        positive = True
+        lo = hi = 0.0
         for k in ks:
             pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
             if pts:
                 xs, ys = zip(*pts)
-                positive &= min(ys) > 0
+                lo, hi = min(lo, min(ys)), max(hi, max(ys))
                 ax.plot(xs, ys, label=k, lw=1.2)
-        if title == "loss terms" and positive:
-            ax.set_yscale("log")
+        if title == "loss terms" and lo >= 0 and hi > 0:
+            ax.set_yscale("log", nonpositive="mask")  # terms of very different sizes; exact zeros drop out
         ax.set_title(title, fontsize=10, loc="left")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
