@@ -230,7 +230,7 @@ class Assembler:
                 continue
             if target not in blocks:
                 errors.append(Diagnostic(f"`{name}` copies `{target}`, which is not a block in this file", at,
-                                         _copy_hint(target, blocks)))
+                                         _copy_hint(target, [b for b in blocks if b != name])))
             else:
                 errors.append(Diagnostic(f"cannot tell the kind of `{name}`: `{target}` has no kind of its own", at,
                                          f"give one block a type (`{target} = encoder.mlp(...)`), or write "
