@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import Diagnostic, Location, SpecError, did_you_mean
-from .parse_dsl import VAR_SECTIONS, Inline, V, _tok_loc
+from .dsl_lines import tok_loc as _tok_loc
+from .parse_dsl import VAR_SECTIONS, Inline, V
 from .parse_yaml import RawSpec
 
 def inline_name(head: str, first_ref: str) -> str:
@@ -164,10 +165,7 @@ class Assembler:
             return V({"ref": ref.data, "stop_grad": True}, e.loc, {"ref": (ref.loc, ref), "stop_grad": (e.loc, V(True, e.loc))})
         if not e.edges:
             raise SpecError(f"inline block `{e.head}()` needs an input", e.loc, f"write `{e.head}(x)`")
-        first = e.edges[0]
-        first_ref = first.data if isinstance(first, V) and isinstance(first.data, str) else \
-            (first.data["ref"] if isinstance(first, V) else first.edges[0].data if first.edges and isinstance(first.edges[0], V) else "in")
-        gen = inline_name(e.head, first_ref)
+        gen = _edge_name(e)
         if gen in self.data.get("blocks", {}) or ("blocks", gen) in self.first:
             raise SpecError(f"inline block `{e.head}(...)` would be named `{gen}`, which is taken", e.loc,
                             f"name it yourself on its own line: `my_{gen} = {e.head}(...)`")
@@ -241,6 +239,14 @@ class Assembler:
             raise SpecError("a .jepa spec starts with `jepa NAME`", Location(self.file, 1, 1),
                             "add a first line such as `jepa my_model`")
         return self.raw
+
+
+def _edge_name(e) -> str:
+    """What an input is called, for naming inline blocks: x -> x, sg(x) -> x, enc(x) -> enc_x."""
+    if isinstance(e, V):
+        return e.data if isinstance(e.data, str) else e.data["ref"]
+    inner = _edge_name(e.edges[0]) if e.edges else "in"
+    return inner if e.head == "sg" else inline_name(e.head, inner)
 
 
 class _At(str):

@@ -303,7 +303,8 @@ def match(e: UnexpectedInput) -> str | None:
 
 def parse_error(e: UnexpectedInput, text: str, file: str, open_brackets: list) -> SpecError:
     """A lark error -> :class:`SpecError` with a location, a message in words and a hint."""
-    from .parse_dsl import CLOSERS, OPENERS, SYMBOL, parser
+    from .dsl_lines import CLOSERS, OPENERS, SYMBOL
+    from .parse_dsl import parser
 
     loc = _where(e, text, file)
     stack = list(open_brackets)

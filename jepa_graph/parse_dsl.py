@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,69 +24,12 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
+from .dsl_lines import Brackets, tok_loc as _tok_loc
 from .errors import Diagnostic, Location, SpecError, register_source
 from .parse_yaml import RawSpec
 
-MAX_DEPTH = 48  # bracket nesting; deeper input is garbage, and the tree walk is recursive
-OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
-CLOSERS = {v: k for k, v in OPENERS.items()}
-SYMBOL = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 VAR_SECTIONS = {"input": "inputs", "latent": "latents", "action": "actions"}
 PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
-
-
-class Brackets:
-    """Post-lexer: drops newlines inside ( ) and [ ], keeps them as separators inside { }.
-
-    It also ends the file with a newline, and records the open brackets (per thread: the parser
-    is shared) so that a parse error can say which bracket was left open.
-    """
-
-    always_accept = ("_NL",)
-
-    def __init__(self):
-        self._state = threading.local()
-
-    @property
-    def stack(self) -> list[Token]:
-        return getattr(self._state, "stack", [])
-
-    def process(self, stream):
-        stack: list[Token] = []
-        self._state.stack = stack
-        file = getattr(self._state, "file", "<string>")
-        prev, last = None, None
-        for tok in stream:
-            t = tok.type
-            if t == "_NL":
-                inside = stack[-1].type if stack else None
-                if inside in ("LPAR", "LSQB") or prev in (None, "_NL", "LBRACE") or \
-                        (inside == "LBRACE" and prev == "COMMA"):
-                    continue  # implicit line joining, blank lines, `a=1,` + newline in { }
-                yield tok
-            else:
-                if t in OPENERS:
-                    stack.append(tok)
-                    if len(stack) > MAX_DEPTH:
-                        raise SpecError(f"brackets nested more than {MAX_DEPTH} deep", _tok_loc(file, tok),
-                                        "a spec never needs this much nesting; is the file garbled?")
-                elif t in CLOSERS:
-                    if not stack:
-                        raise SpecError(f"unmatched `{SYMBOL[t]}`", _tok_loc(file, tok),
-                                        "remove it, or add the opening bracket it closes")
-                    opened = stack.pop()
-                    if OPENERS[opened.type] != t:
-                        raise SpecError(f"`{SYMBOL[t]}` closes `{SYMBOL[opened.type]}`", _tok_loc(file, tok),
-                                        f"close `{SYMBOL[opened.type]}` (opened at line {opened.line}, column "
-                                        f"{opened.column}) with `{SYMBOL[OPENERS[opened.type]]}` first")
-                yield tok
-            prev, last = t, tok
-        if prev not in (None, "_NL"):
-            yield Token.new_borrow_pos("_NL", "\n", last)
-
-    def parse(self, parser: Lark, text: str, file: str):
-        self._state.file = file
-        return parser.parse(text)
 
 
 @lru_cache(maxsize=1)
@@ -101,9 +43,6 @@ def parser() -> Lark:
     return Lark(_grammar(), parser="lalr", lexer="contextual", postlex=Brackets(), propagate_positions=True,
                 maybe_placeholders=True)
 
-
-def _tok_loc(file: str, tok) -> Location:
-    return Location(file, getattr(tok, "line", None) or 1, getattr(tok, "column", None) or 1)
 
 
 @dataclass
