@@ -154,6 +154,9 @@ def parse_dot(src: str):
         if stack and re.match(r"^(class|label|style|color|bgcolor|fontcolor|fontname|fontsize|penwidth)=", s):
             clusters[stack[-1]].update(_attrs(s))
             continue
+        if stack and s.startswith("graph ["):
+            clusters[stack[-1]].update(_attrs(s[len("graph ["):-1]))
+            continue
         m = re.match(r'^("[^"]+"|[\w]+)(?::(\w+))?(?::\w+)? -> ("[^"]+"|[\w]+)(?::(\w+))?(?::\w+)? \[(.*)\]$', s)
         if m:
             edges.append((m.group(1).strip('"'), m.group(3).strip('"'), dict(_attrs(m.group(5)),
@@ -231,6 +234,7 @@ def test_ema_and_stop_grad_edges(agent):
     assert "dashed" in nodes["target"][0]["style"] and "ema" in nodes["target"][0]["class"]
     ema = _edge(edges, "enc", "target")
     assert ema["class"] == "ema" and ema["style"] == "dashed" and ema["label"] == "EMA m=0.99\u21921"
+    assert ema["arrowhead"] == "empty"
     sg = _edge(edges, "target", "E")
     assert sg["class"] == "stop_grad" and sg["arrowtail"] == "tee" and sg["dir"] == "both"
     assert "stop-grad" in sg["label"]
@@ -256,6 +260,17 @@ def test_shapes_and_params_toggle(agent):
     nodes, edges, _ = parse_dot(dot_source(agent, shapes=False, params=False))
     assert "label" not in _edge(edges, "x", "enc") and "params" not in nodes["pred"][0]["label"]
     assert "stop-grad" in _edge(edges, "target", "E")["label"]  # the marker stays without shapes
+
+
+def test_legend_lists_every_glyph_and_stroke(agent):
+    nodes, edges, clusters = parse_dot(dot_source(agent, legend=True))
+    assert clusters["cluster_legend"]["label"] == "<b>notation</b>"
+    legend = {n[len("legend__"):]: a for n, (a, path) in nodes.items() if path == ("cluster_legend",)}
+    assert set(N.GLYPHS) - {"unknown", "missing"} <= set(legend)
+    assert {a["class"] for s, d, a in edges if s.startswith("legend__")} == set(N.STROKES) - {"error"}
+    assert "legend__input" not in parse_dot(dot_source(agent))[0]
+    if shutil.which("dot"):
+        assert ">notation<" in svg_text(agent, legend=True, program="step")
 
 
 def test_compiled_model_renders_like_its_spec(agent):
@@ -462,6 +477,22 @@ def test_jg_render_is_the_function_after_the_package_is_imported(agent, tmp_path
     import jepa_graph.render  # binds `jepa_graph.render` to the package; calling it still renders
     d = jg.render(agent, tmp_path / "a.dot")
     assert d.ok and d.path.read_text() == dot_source(agent)
+
+
+@needs_dot
+def test_dot_failure_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    from jepa_graph.render import DotError, pipe
+    with pytest.raises(DotError, match="`dot` failed to lay out"):
+        pipe("digraph { a -> }", "svg")
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(AGENT)
+    import graphviz
+
+    def fails(*a, **k):  # what dot 2.43 does on some cluster layouts
+        raise graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: trouble in init_rank\n")
+    monkeypatch.setattr(graphviz.Source, "pipe", fails)
+    assert cli_main(["render", str(spec), "-o", str(tmp_path / "a.svg")]) == 1
+    assert "`dot` failed to lay out the diagram (Error: trouble in init_rank)" in capsys.readouterr().err
 
 
 def test_unknown_format_is_an_error(agent, tmp_path):

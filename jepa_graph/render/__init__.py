@@ -31,7 +31,11 @@ from .scene import Scene
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 
-class MissingDot(RuntimeError):
+class DotError(RuntimeError):
+    """Graphviz's ``dot`` could not draw the diagram (the DOT source can still be written)."""
+
+
+class MissingDot(DotError):
     """Graphviz's ``dot`` program is not installed (needed for svg, png and pdf)."""
 
 
@@ -50,21 +54,21 @@ class Diagram:
 
 def render(obj: Any, path: str | Path, *, shapes: bool = True, params: bool = True, rankdir: str = "LR",
            depth: int | None = None, highlight: tuple[str, ...] | list[str] = (), program: str | None = None,
-           search_path: list[str] | None = None) -> Diagram:
+           legend: bool = False, search_path: list[str] | None = None) -> Diagram:
     """Draw ``obj`` (a spec file path, a :class:`~jepa_graph.spec.Spec` or a compiled model) to ``path``.
 
     The format comes from the extension: ``.svg``, ``.png``, ``.pdf`` or ``.dot``/``.gv``.
     ``shapes``/``params`` toggle tensor shapes on edges and parameter counts on blocks;
     ``depth`` collapses composites nested deeper than it (0: all collapsed); ``highlight``
     outlines blocks; ``program`` colours what one program (energy, loss, encode, step, cost,
-    act) computes. Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``.
+    act) computes; ``legend`` adds the notation key. Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise SpecError(f"cannot render to `{path.name}`: unknown format `{path.suffix or '(none)'}`",
                         hint="use one of: " + ", ".join(FORMATS))
-    d = diagram(obj, Options(shapes, params, rankdir, depth, tuple(highlight), program), search_path)
+    d = diagram(obj, Options(shapes, params, rankdir, depth, tuple(highlight), program, legend), search_path)
     data = d.source.encode() if fmt == "dot" else pipe(d.source, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -101,6 +105,10 @@ def pipe(source: str, fmt: str) -> bytes:
     except graphviz.ExecutableNotFound:
         raise MissingDot("drawing svg/png/pdf needs Graphviz's `dot` program: install graphviz "
                          "(`apt-get install graphviz`, `brew install graphviz`), or write a .dot file") from None
+    except graphviz.CalledProcessError as e:
+        first = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()[:1]
+        raise DotError(f"`dot` failed to lay out the diagram ({first[0] if first else f'exit {e.returncode}'}); "
+                       "write a .dot file to inspect it") from None
 
 
 # ------------------------------------------------------------------------------------ scene
@@ -187,4 +195,4 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["Diagram", "MissingDot", "Options", "add_arguments", "dot_source", "render", "repr_svg", "run", "svg_text"]
+__all__ = ["Diagram", "DotError", "MissingDot", "Options", "add_arguments", "dot_source", "render", "repr_svg", "run", "svg_text"]

@@ -25,6 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--highlight", nargs="+", default=[], metavar="BLOCK", help="outline these blocks or composites")
     p.add_argument("--program", default=None, metavar="NAME",
                    help="colour what one program uses: energy, loss, encode, step, cost, act")
+    p.add_argument("--legend", action="store_true", help="add the notation key beside the diagram")
     p.add_argument("--gallery", metavar="DIR", default=None,
                    help="render every spec in SPEC (a folder, default specs/) into DIR as .svg and .dot")
     p.add_argument("--check", action="store_true", help="with --gallery: only report stale pictures, exit 1 if any")
@@ -33,7 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from . import MissingDot, render
+    from . import DotError, render
     if args.gallery:
         from .gallery import check_gallery, write_gallery
         specs = Path(args.spec or "specs")
@@ -45,7 +46,7 @@ def run(args) -> int:
             return 1 if stale else 0
         try:
             written = write_gallery(specs, Path(args.gallery))
-        except MissingDot as e:
+        except DotError as e:
             sys.stderr.write(f"error: {e}\n")
             return 1
         for w in written:
@@ -57,8 +58,9 @@ def run(args) -> int:
     out = Path(args.output) if args.output else Path(args.spec).with_suffix(".svg")
     try:
         d = render(args.spec, out, shapes=args.shapes, params=args.params, rankdir=args.rankdir,
-                   depth=args.depth, highlight=args.highlight, program=args.program, search_path=args.path)
-    except MissingDot as e:
+                   depth=args.depth, highlight=args.highlight, program=args.program, legend=args.legend,
+                   search_path=args.path)
+    except DotError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
     for diag in d.errors:

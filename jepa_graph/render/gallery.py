@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import notation as N
 from .layout import Options, to_dot
-from .scene import Edge, Item, Scene
+from .legend import legend_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_SUFFIXES = (".yaml", ".yml", ".jepa")
@@ -86,32 +86,6 @@ def check_gallery(specs: Path, gallery: Path) -> list[str]:
     if not index.is_file() or index.read_text() != _index(specs):
         stale.append("README.md")
     return stale
-
-
-def legend_scene() -> Scene:
-    """Every glyph and edge kind once, as a diagram: the notation at a glance."""
-    sc = Scene("notation")
-    order = ["input", "latent", "action", "encoder", "predictor", "actor", "op", "energy", "regularizer",
-             "cost", "critic", "composite"]
-    for k in order:
-        tag = N.GLYPHS[k].tag
-        sc.items[k] = Item(k, k, k, N.GLYPHS[k].meaning.split(" (")[0] if tag else "", [k])
-    sc.items["ema_target"] = Item("ema_target", "encoder", "target", "EMA of encoder", ["ema_target"], ema=True)
-    sc.edges = [Edge("input", "encoder", "data", shape="[B, 16]"),
-                Edge("encoder", "predictor", "data", shape="[B, 32]"),
-                Edge("latent", "predictor", "data", shape="[B, 2]"),
-                Edge("action", "predictor", "data", shape="[B, 4]"),
-                Edge("predictor", "energy", "data", shape="[B, 32]"),
-                Edge("ema_target", "energy", "stop_grad", shape="[B, 32]"),
-                Edge("encoder", "ema_target", "ema", label="EMA m=0.996\u21921"),
-                Edge("encoder", "latent", "amortize", label="amortised z\u2080"),
-                Edge("encoder", "actor", "data", shape="[B, 32]"),
-                Edge("predictor", "cost", "data", shape="[B, 32]"),
-                Edge("predictor", "critic", "data", shape="[B, 32]"),
-                Edge("encoder", "regularizer", "data", shape="[B, 32]"),
-                Edge("encoder", "op", "data", shape="[B, 32]"),
-                Edge("op", "composite", "data", shape="[B, 64]")]
-    return sc
 
 
 def _rel(p: Path) -> Path:

@@ -28,6 +28,7 @@ class Options:
     depth: int | None = None  # composite nesting shown expanded; deeper ones collapse (0: all collapsed)
     highlight: tuple[str, ...] = ()  # blocks or composite instances to outline
     program: str | None = None  # colour the sub-graph this program uses
+    legend: bool = False  # add the notation key beside the diagram
 
 
 @dataclass
@@ -52,6 +53,9 @@ def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.D
     for it in items.values():
         tree.setdefault(it.cluster, []).append(it)
     _emit(dot, (), tree, sc, opts, emph)
+    if opts.legend:
+        from .legend import legend_graph
+        dot.subgraph(legend_graph(opts.rankdir))
     for e in edges:
         out_side, in_side = _SIDES[opts.rankdir]
         dot.edge(_end(e.src, e.src_port, out_side), _end(e.dst, e.dst_port, in_side), **_edge_attrs(e, opts, emph))
