@@ -183,6 +183,7 @@ CHECKED: list[tuple[str, str]] = [
     ("jepa a\ne = encoder.mlp(x]\n", "`]` closes `(`"),
     ("jepa a\ninput x : [4]\na = encoder.mlp(x)\ng = a(x)\nh = g(x)\ng2 = h2(x)\n", "which is not a block in this file"),
     ("jepa a\ne = encoder.mlp(x, s=\"\\q\")\n", "bad escape in string"),
+    ("jepa a\ne = encoder.mlp(x, \"\\q\"=1)\n", "bad escape in string"),
     ("jepa a\nenc = encoder.mlp(x\npred = predictor.mlp(enc)\n", "`(` opened on line 2 is never closed"),
 ]
 

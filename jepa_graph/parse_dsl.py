@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,7 @@ from .parse_yaml import RawSpec
 
 VAR_SECTIONS = {"input": "inputs", "latent": "latents", "action": "actions"}
 PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
+SPECIAL_FLOATS = {"INF": math.inf, "NAN": math.nan}
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +44,6 @@ def parser() -> Lark:
     """The LALR parser (built once; lark caches the tables)."""
     return Lark(_grammar(), parser="lalr", lexer="contextual", postlex=Brackets(), propagate_positions=True,
                 maybe_placeholders=True)
-
 
 
 @dataclass
@@ -92,9 +93,7 @@ class Build(Transformer):
 
     # -------------------------------------------------------------------------- values
     def number(self, neg, tok):
-        t = tok.type
-        val = {"INF": float("inf"), "NAN": float("nan")}.get(t) if t in ("INF", "NAN") else \
-            (int(tok) if t == "INT" else float(tok))
+        val = SPECIAL_FLOATS[tok.type] if tok.type in SPECIAL_FLOATS else int(tok) if tok.type == "INT" else float(tok)
         return V(-val if neg is not None else val, self.at(neg if neg is not None else tok))
 
     def neg(self, tok):
@@ -102,7 +101,7 @@ class Build(Transformer):
 
     def string(self, tok):
         try:
-            return V(json.loads(tok), self.at(tok))
+            return V(json.loads(tok, strict=False), self.at(tok))  # strict=False: a raw tab is fine
         except ValueError:
             raise SpecError("bad escape in string", self.at(tok),
                             'strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX') from None
@@ -143,7 +142,7 @@ class Build(Transformer):
     kwarg = entry
 
     def _key(self, key):
-        return json.loads(key) if key.type == "STRING" else str(key)
+        return self.string(key).data if key.type == "STRING" else str(key)
 
     def kwargs(self, *kws):
         return _mapping(list(kws), self.file, "this statement")

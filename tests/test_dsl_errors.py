@@ -106,7 +106,7 @@ def test_mutated_specs_fail_only_with_located_errors(data):
     for _ in range(data.draw(st.integers(1, 3))):
         i = data.draw(st.integers(0, len(text)))
         j = data.draw(st.integers(i, min(len(text), i + 6)))
-        text = text[:i] + data.draw(st.text(alphabet="()[]{},:=.~*+-#\"'\n xz0123456789enc_", max_size=4)) + text[j:]
+        text = text[:i] + data.draw(st.text(alphabet="()[]{},:=.~*+-#\"'\\\n xz0123456789enc_", max_size=4)) + text[j:]
     try:
         jg.loads(text, "fuzz.jepa")
     except SpecError as e:
