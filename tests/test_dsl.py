@@ -225,3 +225,19 @@ def test_editor_grammar_knows_every_keyword_and_kind():
         assert w in statements or re.search(rf"\b{w}\b", modifiers), f"`{w}` is not highlighted"
     for kind in KINDS:
         assert kind in modifiers
+
+
+def test_syntax_reference_examples_parse():
+    """docs/jepa_syntax.md: every `.jepa` example in its table and code blocks parses."""
+    import re
+
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "jepa_syntax.md").read_text()
+    rows = [m.group(1) for m in re.finditer(r"^\| `([^`]+)`", doc, re.M) if m.group(1) != ".jepa"]
+    blocks = re.findall(r"```jepa\n(.*?)```", doc, re.S)
+    assert len(rows) >= 25 and blocks
+    for snippet in rows + blocks:
+        context = "" if snippet.startswith(("jepa ", "enc =")) else "enc = encoder.mlp(x)\n"  # copied below
+        text = snippet if snippet.startswith("jepa ") else f"jepa doc\n{context}{snippet}\n"
+        parse_dsl(text, "doc.jepa")
