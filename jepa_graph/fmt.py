@@ -2,8 +2,8 @@
 
     jepa-graph fmt specs/two_rooms.yaml --to jepa            # print the .jepa version
     jepa-graph fmt specs/two_rooms.yaml -o two_rooms.jepa    # convert (syntax from the extension)
-    jepa-graph fmt specs/*.yaml blocks/*                     # reformat in place
-    jepa-graph fmt --check specs/*                           # exit 1 if a file is not canonical
+    jepa-graph fmt specs blocks                              # reformat every spec in place
+    jepa-graph fmt --check specs blocks                      # exit 1 if a file is not canonical
 
 Pipeline: parse (either front end) -> :class:`~jepa_graph.spec.Spec` -> canonical data ->
 emit lines -> put the comments back. Before anything is written the output is parsed again:
@@ -110,13 +110,25 @@ def _empty():
 
 # ------------------------------------------------------------------------------------- CLI
 def add_arguments(p) -> None:
-    p.add_argument("specs", nargs="+", metavar="SPEC", help=".yaml or .jepa spec files")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help=".yaml or .jepa spec files, or folders of them")
     p.add_argument("--to", choices=SYNTAXES, help="convert to this syntax (printed, or written to -o)")
     p.add_argument("-o", "--output", help="write here (the syntax follows its extension unless --to is given)")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not canonical")
 
 
+def _expand(paths: list[str]) -> list[str]:
+    """Folders stand for the spec files directly inside them."""
+    out = []
+    for p in paths:
+        if Path(p).is_dir():
+            out += sorted(str(f) for f in Path(p).iterdir() if f.suffix in (".yaml", ".yml", ".jepa") and f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
 def run(args) -> int:
+    args.specs = _expand(args.specs)
     if (args.output or args.to) and len(args.specs) > 1:
         sys.stderr.write("error: --to and -o take one SPEC\n")
         return 2

@@ -87,6 +87,7 @@ def test_cli_converts_and_formats_in_place(tmp_path, capsys):
     assert main(["fmt", str(src)]) == 0
     assert src.read_text() != COMMENTED_YAML
     assert main(["fmt", "--check", str(src), str(out)]) == 0
+    assert main(["fmt", "--check", str(tmp_path)]) == 0  # a folder: the specs in it
     assert src.read_text().count("#") == COMMENTED_YAML.count("#")
 
 
