@@ -41,6 +41,7 @@ class CompiledModel(nn.Module):
         self.spec: Spec = graph.spec
         self.blocks = nn.ModuleDict()
         self._programs: dict[str, fx.GraphModule] = {}
+        self._signatures: dict[str, list] = {}
         for n in graph.topo():
             if n.op != "call" or n.module in self.blocks:
                 continue
@@ -87,6 +88,9 @@ class CompiledModel(nn.Module):
                 raise SpecError(f"`{self.spec.name}` has no program `{name}`",
                                 hint="programs here: " + ", ".join(self.program_names()))
             self._programs[name] = self._build(name)
+            self._signatures[name] = [  # (placeholder, per-sample shape) of each variable input
+                (p, n.ttype.shape) for p in self.input_names(name)
+                if (n := self.graph.nodes.get(p.replace("__", "/"))) is not None and n.is_var and n.ttype is not None]
         return self._programs[name]
 
     @paused_gc()  # lowering makes many objects, no garbage: see gc_pause
@@ -132,6 +136,13 @@ class CompiledModel(nn.Module):
     def run(self, name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run program ``name`` on keyword inputs; failures name the block and its spec line."""
         prog = self.program(name)
+        batch = None
+        for key, shape in self._signatures[name]:  # mis-shaped inputs would broadcast silently
+            v = inputs.get(key)
+            if v is None or not isinstance(v, torch.Tensor) or v.dim() == 0 or v.shape[1:] != shape or \
+                    (batch is not None and v.shape[0] != batch):
+                raise self._locate(name, prog, inputs, ValueError("bad input")) from None
+            batch = v.shape[0]
         try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
             return prog.forward(**inputs)
         except Exception as e:  # re-raised with the block's name and location; never swallowed
@@ -210,6 +221,8 @@ class CompiledModel(nn.Module):
             v = inputs[p]
             if not isinstance(v, torch.Tensor):
                 return BlockRuntimeError(f"input `{p}` of program `{name}` must be a torch.Tensor, got {type(v).__name__}")
+            if v.dim() == 0:
+                return BlockRuntimeError(f"input `{p}` of program `{name}` has no batch dim (a batch of one is `{p}[None]`)")
             if node is not None and node.ttype is not None and tuple(v.shape[1:]) != node.ttype.shape:
                 unbatched = f" (no batch dim? a batch of one is `{p}[None]`)" if tuple(v.shape) == node.ttype.shape else ""
                 return BlockRuntimeError(f"{node.loc}: input `{p}` should be {node.ttype}, got {list(v.shape)}{unbatched}")

@@ -161,3 +161,12 @@ def test_the_model_still_works_after_a_failure(model):
         model(**bad)
     good = _inputs()
     torch.testing.assert_close(model.energy(**good), model(**good)["energy"])
+
+
+def test_inputs_that_would_broadcast_are_refused_before_running():
+    """[1, 16] next to [4, 16] would broadcast into a wrong energy; it is named instead."""
+    model = jg.compile(SPECS / "seed_world_model.yaml")
+    with pytest.raises(jg.BlockRuntimeError, match=r"different batch sizes \(`x`: 4, `x_next`: 1, `a`: 4\)"):
+        model(x=torch.randn(4, 16), x_next=torch.randn(1, 16), a=torch.randn(4, 4))
+    with pytest.raises(jg.BlockRuntimeError, match=r"input `x_next` should be \[B, 16\], got \[4, 1, 16\]"):
+        model.energy(x=torch.randn(4, 16), x_next=torch.randn(4, 1, 16), a=torch.randn(4, 4))
