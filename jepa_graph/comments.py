@@ -134,18 +134,26 @@ def _resolve(path: Path, order: list[Path], have: set[Path]) -> Path | None:
             return None
 
 
-def place(lines: list[Line], att: Attached) -> str:
-    """Join emitted lines, putting each comment back beside its entry."""
+def place(lines: list[Line], att: Attached, width: int | None = None) -> str:
+    """Join emitted lines, putting each comment back beside its entry.
+
+    An end-of-line comment that would take its line past ``width`` goes above the line instead.
+    """
     order = [ln.path for ln in lines if ln.path is not None]
     have = set(order)
     lead: dict[Path | None, list[str]] = {}
     trail: dict[Path, str] = {}
     for path, texts in att.leading.items():
         lead.setdefault(_resolve(path, order, have), []).extend(texts)
+    first_text = {}
+    for ln in lines:
+        if ln.path is not None:
+            first_text.setdefault(ln.path, ln.text)
     for path, texts in att.trailing.items():
         target = _resolve(path, order, have)
         for t in texts:
-            if target is not None and target not in trail:
+            fits = width is None or target is None or len(first_text[target]) + 2 + len(t) <= width
+            if target is not None and target not in trail and fits:
                 trail[target] = t
             else:  # one end-of-line comment per line; the rest go above it
                 lead.setdefault(target, []).append(t)

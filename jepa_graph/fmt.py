@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .comments import attach, place, scan_dsl, scan_yaml
-from .emit import canonical_data, emit_yaml, spec_data
+from .emit import WIDTH, canonical_data, emit_yaml, spec_data
 from .emit_jepa import emit_jepa, unwritable
 from .errors import Location, SpecError
 from .spec import Spec
@@ -64,7 +64,7 @@ def format_text(text: str, file: str, to: str | None = None) -> str:
                             "keys in .jepa are names or strings, values are numbers, strings, true/false/null, "
                             "lists and mappings; quote it in the YAML, or keep this spec in YAML")
     lines = emit_jepa(data, attached.paths()) if to == "jepa" else emit_yaml(data)
-    out = place(lines, attached)
+    out = place(lines, attached, WIDTH)
     _verify(spec, out, file, to, len(comments))
     return out
 
