@@ -19,6 +19,7 @@ from .comments import Line
 from .dsl_build import inline_name
 from .emit import ALIGN, WIDTH, pack
 from .errors import SpecError
+from .spec import LatentInference
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -135,12 +136,13 @@ def var_decl(section_name: str, var: dict) -> str:
                 out += f" {k}({value(v)})"
             rest.pop("domain")
         reg = rest.get("regularizer")
-        if isinstance(reg, dict) and reg and all(NAME.fullmatch(k) and isinstance(w, (int, float)) for k, w in reg.items()):
+        if isinstance(reg, dict) and reg and all(NAME.fullmatch(k) and isinstance(w, (int, float))
+                                                 and not isinstance(w, bool) for k, w in reg.items()):
             out += " ~ " + " + ".join(f"{k}({value(w)})" for k, w in rest.pop("regularizer").items())
         inf = rest.get("inference")
         if isinstance(inf, dict) and inf:
             inf = dict(inf)
-            method = inf.pop("method", "gradient")  # LatentInference's default method
+            method = inf.pop("method", LatentInference.model_fields["method"].default)
             out += f" infer {method}" + (f"({kwargs(inf)})" if inf else "")
             rest.pop("inference")
     if section_name == "actions" and isinstance(rest.get("bounds"), list):
