@@ -48,6 +48,10 @@ MISTAKES: dict[str, Mistake] = {
         "a block definition needs `=` after the block's name",
         "write `{first} = encoder.mlp(x, out=state)`",
         ("enc encoder.mlp(x)\n", "enc encoder(x)\n")),
+    "missing_block_name": Mistake(
+        "a block definition needs the block's name before `=`",
+        "write `enc = encoder.mlp(x, out=state)`",
+        ("= encoder.mlp(x)\n", "  = enc(y)\n")),
     "double_equals": Mistake(
         "a block is written `name = kind.type(inputs, params)`",
         "after `=` comes `kind.type(...)`, `block(...)` to share weights, or `ema(block)(...)`",
@@ -197,9 +201,13 @@ def _words(names: set[str], terminals: dict[str, str]) -> str:
     if {"INT", "STRING", "LSQB", "NAME"} <= names:  # everything a value can start with
         names -= {"INT", "FLOAT", "INF", "NAN", "STRING", "LSQB", "LBRACE", "NAME", "TRUE", "FALSE", "NULL", "MINUS"}
         names.add("VALUE")
+    statements = {k.upper() for k in KEYWORDS}
+    if len(names & statements) >= 3:  # the start of a statement: say so rather than list every keyword
+        names = (names - statements - {"NAME"}) | {"STATEMENT"}
+    words = {"VALUE": "a value", "STATEMENT": "a statement (`jepa`, `input`, `enc = ...`, ...)"}
     out = []
     for n in sorted(names):
-        w = "a value" if n == "VALUE" else named.get(n) or (f"`{terminals[n]}`" if n in terminals else n.lower())
+        w = words.get(n) or named.get(n) or (f"`{terminals[n]}`" if n in terminals else n.lower())
         if w not in out:
             out.append(w)
     return out[0] if len(out) == 1 else ", ".join(out[:-1]) + " or " + out[-1]
