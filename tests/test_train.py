@@ -214,3 +214,11 @@ def test_amortised_latent_encoder_is_trained():
     ce = [h["latent_encoder"] for h in r.history]  # rises while the two branches separate, then falls
     assert ce[-1] < 0.5 * max(ce)
     assert not any(torch.equal(a, b) for a, b in zip(before, model.blocks.zenc.parameters()))
+
+
+@pytest.mark.parametrize("spec", [p.name for p in sorted(SPECS.glob("*.yaml"))
+                                  if "\ntrain:" in p.read_text() and "data:" in p.read_text().split("\ntrain:")[1]])
+def test_every_spec_trains_on_its_data_source(spec, tmp_path):
+    model = jg.compile(SPECS / spec, seed=0)
+    r = jg.train(model, steps=2, batch_size=4, out=tmp_path, progress=False, tensorboard=False)
+    assert r.step == 2 and all(math.isfinite(x) for x in r.losses) and (tmp_path / "last.pt").exists()
