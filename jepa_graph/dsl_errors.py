@@ -277,15 +277,19 @@ def _signature(e: UnexpectedInput) -> tuple:
 
 
 @lru_cache(maxsize=None)
-def _example_signature(example: str) -> tuple | None:
+def _example_signatures(example: str) -> tuple[tuple, ...]:
+    """How ``example`` fails as the first, second and a later statement of a file (at a
+    statement's start the parser's state depends on how many statements came before)."""
     from .parse_dsl import parser
-    try:
-        parser().parse(example)
-    except UnexpectedInput as e:
-        return _signature(e)
-    except SpecError:
-        return None
-    return None
+    out = []
+    for text in (example, "jepa x\n" + example, "jepa x\njepa y\n" + example):
+        try:
+            parser().parse(text)
+        except UnexpectedInput as e:
+            out.append(_signature(e))
+        except SpecError:
+            pass
+    return tuple(out)
 
 
 def match(e: UnexpectedInput) -> str | None:
@@ -300,9 +304,8 @@ def match(e: UnexpectedInput) -> str | None:
         return None
     best, rank = None, 0
     for label, mistake in MISTAKES.items():
-        for example in mistake.examples:
-            other = _example_signature(example)
-            if other is None or other[0] != sig[0]:
+        for other in (s for example in mistake.examples for s in _example_signatures(example)):
+            if other[0] != sig[0]:
                 continue
             r = 3 if other[1:] == sig[1:] else 2 if other[1:3] == sig[1:3] else 1
             if r > rank:

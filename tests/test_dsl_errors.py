@@ -26,7 +26,7 @@ def test_the_table_covers_at_least_twenty_mistakes():
 
 
 @pytest.mark.parametrize("key, example", EXAMPLES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(EXAMPLES)])
-@pytest.mark.parametrize("prefix", ["", PREFIX], ids=["first", "later"])
+@pytest.mark.parametrize("prefix", ["", "jepa demo\n", PREFIX], ids=["first", "second", "later"])
 def test_each_mistake_gets_its_message(key, example, prefix):
     with pytest.raises(SpecError) as e:
         parse_dsl(prefix + example, "bad.jepa")
