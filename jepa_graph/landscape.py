@@ -48,6 +48,7 @@ def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = N
         raise SpecError(f"a landscape is drawn over one latent; pass `over=` one of "
                         f"{', '.join(s.name for s in spaces)} and give the others in the batch")
     s = spaces[0]
+    _check_sample(given, sample)
     one = {k: v[sample:sample + 1] for k, v in given.items()}
     fn = EnergyFn(model, one, [s], f"the landscape of `{s.name}`", hoist=True)
     if s.discrete:
@@ -57,9 +58,13 @@ def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = N
     z_star, _ = minimize_energy(model, {**batch, **one}, over=s.name)
     flat = z_star.flatten(1)[0]  # (n,) the minimiser; unvaried coordinates stay here
     dims = tuple(dims) if dims is not None else tuple(range(min(2, flat.numel())))
-    if not 1 <= len(dims) <= 2 or any(not 0 <= d < flat.numel() for d in dims):
-        raise SpecError(f"`dims` picks 1 or 2 of the {flat.numel()} coordinates of `{s.name}`, got {list(dims)}")
+    if not 1 <= len(dims) <= 2 or any(not 0 <= d < flat.numel() for d in dims) or len(set(dims)) != len(dims):
+        raise SpecError(f"`dims` picks 1 or 2 of the {flat.numel()} coordinates of `{s.name}` (all different), "
+                        f"got {list(dims)}",
+                        hint=f"coordinates are numbered 0 to {flat.numel() - 1}")
     lo, hi = lim or ((s.lo, s.hi) if s.kind == "box" else (-3.0, 3.0))
+    if not lo < hi:
+        raise SpecError(f"the latent range must have LO < HI, got {lo:g} {hi:g}", hint="e.g. --lim -3 3")
     n = resolution if len(dims) == 1 else max(2, int(resolution ** 0.5 * 6))
     ax = torch.linspace(lo, hi, n, device=flat.device)
     grids = torch.meshgrid(*([ax] * len(dims)), indexing="ij")
@@ -81,6 +86,7 @@ def energy_along(model, batch: dict[str, torch.Tensor], input: str, a: torch.Ten
     if input not in model.input_names("energy"):
         raise SpecError(f"`{input}` is not an input of the energy of `{model.spec.name}`",
                         hint="inputs: " + ", ".join(model.input_names("energy")))
+    _check_sample(batch, sample)
     t = torch.linspace(-extend, 1 + extend, n, device=a.device)
     line = (1 - t).view(-1, *([1] * a.dim())) * a + t.view(-1, *([1] * a.dim())) * b  # (n, ...)
     rows = {k: v[sample:sample + 1].expand(n, *v.shape[1:]) for k, v in batch.items() if isinstance(v, torch.Tensor)}
@@ -180,27 +186,56 @@ def run(args) -> int:
         _say(f"weights: {args.checkpoint} (step {info.get('step', '?')})")
     else:
         _say("weights: random initial weights (no --checkpoint given)")
-    batch, what = _batch(model, args, {k: yaml.safe_load(v) for k, v in (_kv(w) for w in args.with_)})
+    params = {}
+    for w in args.with_:
+        key, value = _kv(w)
+        try:
+            params[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SpecError(f"`--with {w}`: the value is not valid YAML", hint="e.g. --with paired=true") from None
+    batch, what = _batch(model, args, params)
     _say(f"data: {what}")
     if not args.along and not latent_spaces(model):
         raise SpecError(f"`{model.spec.name}` has no latent to draw the energy over",
-                        hint="plot F along a line of targets instead: --along y")
+                        hint="plot F along a line of targets instead: "
+                             + " or ".join(f"--along {n}" for n in model.input_names("energy")))
     if args.along:
         i, j = args.between
         if args.along not in batch:
             raise SpecError(f"`{args.along}` is not in the batch", hint="inputs: " + ", ".join(batch))
+        for k in (i, j):
+            _check_sample(batch, k, "--between")
         land = energy_along(model, batch, args.along, batch[args.along][i], batch[args.along][j], sample=i)
         title = f"{model.spec.name}: F along {args.along} from sample {i} to {j}"
     else:
-        dims = tuple(int(d) for d in args.dims.split(",")) if args.dims else None
+        dims = _dims(args.dims) if args.dims else None
         land = latent_landscape(model, batch, args.over, sample=args.sample, dims=dims,
                                 lim=tuple(args.lim) if args.lim else None)
         title = f"{model.spec.name}: E over {', '.join(land.labels)} (sample {args.sample})"
-    out = plot(land, args.output, title)
+    try:
+        out = plot(land, args.output, title)
+    except OSError as e:
+        raise SpecError(f"cannot write `{args.output}`: {e.strerror or e}", hint="check the folder and its permissions") from None
     _say(f"minimum {float(land.energy.min()):.4g} at {', '.join(f'{b:.3g}' for b in land.best)}; "
          f"maximum {float(land.energy.max()):.4g}")
     _say(f"wrote {out}")
     return 0
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    """``--dims 0,1`` -> (0, 1); anything else is a located-style error, not a traceback."""
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise SpecError(f"`--dims {text}` is not a list of coordinates", hint="e.g. --dims 0 or --dims 0,1") from None
+
+
+def _check_sample(batch: dict[str, torch.Tensor], i: int, what: str = "sample") -> None:
+    """Refuse a sample index outside the batch (a negative or too large index would otherwise
+    slice out an empty batch and fail deep inside the search)."""
+    n = next((v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor)), None)
+    if n is not None and not 0 <= i < n:
+        raise SpecError(f"{what} {i} is not in the batch of {n} samples", hint=f"use 0 to {n - 1}")
 
 
 def _kv(text: str) -> tuple[str, str]:
