@@ -77,6 +77,12 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
     method = method or _default_method(spaces)
     if method not in METHODS:
         raise SpecError(f"unknown minimisation method `{method}`", hint="use one of: " + ", ".join(METHODS))
+    if method == "enumerate" and not any(s.discrete for s in spaces):  # would silently be `gradient`
+        raise SpecError(f"`enumerate` needs a discrete latent; {', '.join(f'`{s.name}`' for s in spaces)} "
+                        f"{'is' if len(spaces) == 1 else 'are'} {'/'.join(sorted({s.kind for s in spaces}))}",
+                        hint="use method=\"gradient\", \"cem\" or \"sample\"")
+    if samples < 1 or restarts < 1:
+        raise ValueError(f"minimize_energy needs samples >= 1 and restarts >= 1, got {samples} and {restarts}")
     cont = next((s for s in spaces if not s.discrete), spaces[0])
     steps = steps if steps is not None else cont.inference.steps
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else cont.inference.lr)

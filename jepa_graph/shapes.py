@@ -164,6 +164,10 @@ def _check_latents(g: Graph, errors: list[Diagnostic]) -> None:
         if n.op != "latent" or n.ttype is None:
             continue
         k = getattr(n.decl.domain, "discrete", None)
+        if k is None and n.decl.inference.method == "enumerate":
+            errors.append(Diagnostic(f"latent `{n.name}` is not discrete, so `enumerate` has no values to try",
+                                     n.at("inference", "method"), "use `method: gradient`, `cem` or `sample`, "
+                                     "or make it discrete: `domain: {discrete: K}`"))
         if k is not None and n.ttype.shape != (k,):
             errors.append(Diagnostic(f"latent `{n.name}` is discrete({k}) but has shape {n.ttype}", n.at("shape"),
                                      f"a discrete latent is a one-hot vector: write `shape: [{k}]`"))
