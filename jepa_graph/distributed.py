@@ -57,6 +57,14 @@ def average(record: dict, device: torch.device) -> dict:
     return {**record, **dict(zip(keys, t.tolist()))}
 
 
+def average_grads(params: list, skip: set[int]) -> None:
+    """All-reduce (mean) the gradients of ``params`` not in ``skip`` (ids of DDP-managed ones)."""
+    for p in params:
+        if id(p) not in skip:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

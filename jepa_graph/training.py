@@ -139,6 +139,7 @@ class Trainer:
         if cfg.compile:
             self.step_module = torch.compile(self.step_module)
             self.lean_module = torch.compile(self.lean_module) if self.lean_module is not None else None
+        self.ddp_params = {id(p) for p in self.program.parameters()} if self.world > 1 else set()
         if self.world > 1:
             self.step_module = dist_util.wrap_ddp(self.step_module, self.device)
         self.ema = EmaUpdate(model)
@@ -216,15 +217,17 @@ class Trainer:
             coef = self.graph.nodes[t.node].decl.regularizer.get(t.latent_reg, 1.0)  # {l1: 0.05}: 0.05 |z|_1
             out[f"term.{t.name}"] = LATENT_PENALTIES[t.latent_reg](batch[t.node]).mean() * (t.weight * coef)
         value = float(loss.detach())
-        if not math.isfinite(value):
+        if not math.isfinite(value) and self.world == 1:  # under DDP: after the all-reduce, on every rank
             self._nonfinite(batch, f"loss is {value}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-            if not torch.isfinite(norm):
-                self._nonfinite(batch, f"gradient norm is {float(norm)}",
-                                nonfinite_grad_block(self.model, self.graph))
+        if self.world > 1 and self.latent_encoders:  # trained outside the DDP module: average by hand
+            dist_util.average_grads([p for p in self.params if p.grad is not None], self.ddp_params)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip or math.inf)
+        if not torch.isfinite(norm):  # a NaN on any rank reaches every rank through the gradients
+            if not math.isfinite(value):
+                self._nonfinite(batch, f"loss is {value}")
+            self._nonfinite(batch, f"gradient norm is {float(norm)}", nonfinite_grad_block(self.model, self.graph))
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
         self.scheduler.step()
