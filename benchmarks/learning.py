@@ -78,7 +78,6 @@ def run_image(spec: str, steps: int, batch: int, lr: float, feat, save: str | No
     model = jg.compile(ROOT / "specs" / spec, seed=0)
     init = copy.deepcopy(model)
     dtr, dte = probe_data(model)
-    key = "image" if "image" in dtr else "x1"
     t0 = time.time()
     res = jg.train(model, "shapes", steps=steps, batch_size=batch, lr=lr, warmup=steps // 10,
                    weight_decay=0.04, progress=False, log_every=max(steps // 10, 1), monitor_every=max(steps // 5, 1))

@@ -142,7 +142,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     random.seed(0)
-    print(f"| spec | device | batch | compiled steps/s | hand-written steps/s | ratio (compiled / hand) |")
+    print("| spec | device | batch | compiled steps/s | hand-written steps/s | ratio (compiled / hand) |")
     print("|---|---|---|---|---|---|")
     for spec, hand, source in (("ijepa.yaml", HandIJepa, "shapes"), ("two_rooms.yaml", HandWorldModel, "two_rooms")):
         r = bench(spec, hand, source, args.batch, args.device, args.rounds, args.steps, args.wall)

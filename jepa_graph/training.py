@@ -5,8 +5,9 @@ One step, for the global batch of step ``s`` (each rank keeps its shard under to
 1. latents the batch does not carry are inferred first, z* = argmin_z E(x, y, z), with the
    weights fixed (:func:`infer_latents`); a latent's amortised ``encoder`` starts the search
    and is trained to predict z* (an extra ``latent_encoder`` loss term);
-2. the ``TrainStep`` program (lowered from the same graph as ``loss``: the objective, its
-   terms and the monitored representation) runs under autocast (bf16 when asked);
+2. the objective runs under autocast (bf16 when asked): on logging and monitoring steps the
+   ``TrainStep`` program (lowered from the same graph: the objective, each term, and the
+   monitored representation), on the others the spec's plain ``loss`` program;
 3. backward through everything but stop-gradient edges, EMA targets and frozen blocks;
    gradients clipped, AdamW/SGD step, warm-up + cosine learning rate;
 4. EMA targets follow their sources with momentum from their schedule at progress (s+1)/steps.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -16,7 +16,7 @@ import jepa_graph as jg
 from jepa_graph.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, spec_hash
 from jepa_graph.training import Trainer
 
-from conftest import ROOT, SPECS
+from conftest import ROOT
 
 TINY = """
 name: tiny_ema

@@ -7,8 +7,8 @@ sees exactly the data an uninterrupted single-process run would have seen.
 
 ================ ===========================================================================
 ``two_rooms``    transitions of a 2-D agent in two rooms joined by a door (states or 64x64 pixels)
-``shapes``       coloured shapes at random positions/scales, with I-JEPA multi-block masks
-``shapes_pair``  two augmented views of one shapes image (joint-embedding specs such as VICReg)
+``shapes``       coloured shapes at random positions/scales, with I-JEPA multi-block masks, or
+                 two augmented views ``x1, x2`` (joint-embedding specs such as VICReg)
 ``video``        short procedural videos (moving shapes) with V-JEPA tube masks
 ``fork``         the seeds' "fork in the road": a bimodal next state (left or right)
 ================ ===========================================================================
