@@ -67,7 +67,14 @@ class MetricsWriter:
     def truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        keep = []
+        for ln in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:  # a line torn by the kill we are resuming from
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(ln)
         self.path.write_text("".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict[str, Any]) -> None:

@@ -147,3 +147,23 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     a = torch.load(run / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_drops_metric_lines_past_the_checkpoint_and_torn_lines(tmp_path):
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=12, checkpoint_every=4).fit()
+    ck = tmp_path / "last.pt"
+    save_checkpoint(ck, *_state_at(tmp_path, 4))
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 13, "loss": 0.')  # torn by a kill mid-write
+    tr = Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, resume=True)
+    assert tr.step == 4
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def _state_at(out, step):
+    """A model/optimizer/scheduler at ``step`` of the TINY run (re-run deterministically)."""
+    tr = Trainer(_tiny(), progress=False, tensorboard=False, steps=12)
+    for s in range(step):
+        tr.train_step(tr.next_batch(s))
+    return tr.model, tr.optimizer, tr.scheduler, step
