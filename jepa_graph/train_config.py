@@ -58,7 +58,6 @@ class DataConfig(_Strict):
     source: Annotated[str, Field(min_length=1)]
     params: dict[str, Any] = Field(default_factory=dict, alias="with")
     rename: dict[str, str] = Field(default_factory=dict)
-    workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes for map-style datasets
 
 
 class TrainConfig(_Strict):
