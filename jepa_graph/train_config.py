@@ -65,7 +65,7 @@ class TrainConfig(_Strict):
 
     steps: PosInt = 1000
     batch_size: PosInt = 64  # global batch; split across ranks under torchrun
-    seed: int = 0
+    seed: int = 0  # data order and sampling; the CLI also seeds the weight init with it
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     grad_clip: Annotated[float, Field(gt=0)] | None = 1.0  # max global grad norm; null disables
