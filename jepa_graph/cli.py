@@ -52,12 +52,7 @@ def cmd_validate(args) -> int:
 
 def cmd_info(args) -> int:
     if args.blocks:
-        from .registry import list_blocks
-        rows = [(f"{c.kind}.{c.name}", c.doc()) for c in list_blocks()]
-        width = max(len(r[0]) for r in rows)
-        for name, doc in rows:
-            _out(f"{name:<{width}}  {doc}")
-        return 0
+        return _list_blocks(args.spec)
     if not args.spec:
         _err("error: give a SPEC, or --blocks to list block types")
         return 2
@@ -78,6 +73,55 @@ def cmd_info(args) -> int:
     for wmsg in model.graph.warnings:
         _err(wmsg.format())
     return 0
+
+
+def _list_blocks(pattern: str | None) -> int:
+    """``info --blocks``: one line per registered type; ``info --blocks NAME`` (``encoder.mlp``,
+    ``mlp`` or a kind): those types with their inputs and ``with:`` parameters."""
+    from .errors import did_you_mean
+    from .registry import list_blocks
+    blocks = list_blocks()
+    if pattern is None:
+        rows = [(f"{c.kind}.{c.name}", c.doc()) for c in blocks]
+        width = max(len(r[0]) for r in rows)
+        for name, doc in rows:
+            _out(f"{name:<{width}}  {doc}")
+        _err(f"{len(rows)} block types; `jepa-graph info --blocks NAME` shows one's inputs and parameters")  # stdout stays a list
+        return 0
+    chosen = [c for c in blocks if pattern in (f"{c.kind}.{c.name}", c.name, c.kind)]
+    if not chosen:
+        names = sorted({f"{c.kind}.{c.name}" for c in blocks} | {c.name for c in blocks} | {c.kind for c in blocks})
+        raise SpecError(f"no block type matches `{pattern}`", hint=did_you_mean(pattern, names, "block types"))
+    from .schema import _params
+    for i, c in enumerate(chosen):
+        lo, hi = c.arity
+        n = str(lo) if lo == hi else f"{lo} or more" if hi is None else f"{lo} to {hi}"
+        _out(("\n" if i else "") + f"{c.kind}.{c.name}: {c.doc()}")
+        _out(f"  inputs: {n}" + (f" ({', '.join(c.input_names)})" if c.input_names else ""))
+        props = _params(c.Params).get("properties", {})
+        required = set(_params(c.Params).get("required", []))
+        if not props:
+            _out("  with: (no parameters)")
+        for key, js in props.items():
+            default = "required" if key in required else f"default {json.dumps(js.get('default'))}"
+            _out(f"  with.{key}: {_type_name(js)}, {default}")
+    return 0
+
+
+def _type_name(js: dict) -> str:
+    """A JSON Schema fragment as a short type: ``int | dim``, ``list[int | dim]``, ``relu|gelu``."""
+    if "enum" in js:
+        return "|".join(str(v) for v in js["enum"])
+    if "anyOf" in js:
+        parts = [_type_name(a) for a in js["anyOf"]]
+        return " | ".join("dim" if p == "str" and a.get("pattern") else p for p, a in zip(parts, js["anyOf"]))
+    t = js.get("type")
+    if t == "array":
+        items = js.get("prefixItems")
+        if items:
+            return "[" + ", ".join(_type_name(a) for a in items) + "]"
+        return f"list[{_type_name(js.get('items', {}))}]"
+    return {"integer": "int", "number": "float", "boolean": "bool", "string": "str", "null": "null"}.get(t, t or "any")
 
 
 def cmd_compile(args) -> int:
@@ -124,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("info", help="blocks, shapes, parameter counts")
     sp.add_argument("spec", nargs="?", metavar="SPEC")
-    sp.add_argument("--blocks", action="store_true", help="list registered block types")
+    sp.add_argument("--blocks", action="store_true",
+                    help="list registered block types; with a NAME instead of SPEC (encoder.mlp, mlp, or a kind): "
+                         "their inputs and parameters")
     common(sp)
     sp.set_defaults(func=cmd_info)
 
@@ -172,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:  # `jepa-graph info --blocks | head`: the reader left early; not a failure
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """``jepa-graph demo``: validate, compile and run every spec in ``specs/`` on random inputs.
 
-Prints one row per spec: blocks, parameters, output shapes and forward time. This is the main
+Prints one row per spec: blocks, parameters, output shapes and forward time (the median of
+repeated calls, no gradients). This is the main
 job on the built-in default until training and planning land in the demo.
 """
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,12 +33,13 @@ def run_demo(args) -> int:
             continue
         inputs = model.example_inputs(args.batch)
         with torch.no_grad():
-            model(**inputs)  # warm-up
-            t0 = time.perf_counter()
-            reps = 5
-            for _ in range(reps):
+            out = model(**inputs)  # warm-up
+            times = []  # median of up to 25 calls within ~0.3 s: robust to a busy machine
+            while len(times) < 3 or (len(times) < 25 and sum(times) < 0.3):
+                t0 = time.perf_counter()
                 out = model(**inputs)
-            ms = (time.perf_counter() - t0) / reps * 1e3
+                times.append(time.perf_counter() - t0)
+            ms = statistics.median(times) * 1e3
         calls = sum(1 for n in model.graph.nodes.values() if n.op == "call")
         shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in out.items() if k in ("energy", "loss")
                            or model.graph.nodes.get(k) is not None and model.graph.nodes[k].kind in ("predictor", "actor"))
