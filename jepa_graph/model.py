@@ -42,6 +42,7 @@ class CompiledModel(nn.Module):
         self.blocks = nn.ModuleDict()
         self._programs: dict[str, fx.GraphModule] = {}
         self._signatures: dict[str, list] = {}
+        self._ema_items: list | None = None
         for n in graph.topo():
             if n.op != "call" or n.module in self.blocks:
                 continue
@@ -252,16 +253,22 @@ class CompiledModel(nn.Module):
     def update_ema(self, progress: float) -> dict[str, float]:
         """target <- m * target + (1 - m) * source, m from each target's schedule at ``progress``
         (fraction of training done, 0..1). Returns the momentum used per target."""
+        if self._ema_items is None:  # gathered once: walking modules each step costs as much as the update
+            b = self.blocks
+            self._ema_items = [(tgt, ema, list(b[tgt].parameters()), list(b[src].parameters()),
+                                list(b[tgt].buffers()), list(b[src].buffers())) for tgt, src, ema in self.ema_pairs()]
         used = {}
-        for tgt, src, ema in self.ema_pairs():
+        for tgt, ema, tp, sp, tb, sb in self._ema_items:
             m = ema_momentum(ema.schedule, *ema.range(), progress)
-            tp = [p for p in self.blocks[tgt].parameters()]
-            sp = [p for p in self.blocks[src].parameters()]
             torch._foreach_lerp_(tp, sp, 1.0 - m)
-            for bt, bs in zip(self.blocks[tgt].buffers(), self.blocks[src].buffers()):
+            for bt, bs in zip(tb, sb):  # running statistics follow the source exactly
                 bt.copy_(bs)
             used[tgt] = m
         return used
+
+    def _apply(self, fn, *args, **kwargs):
+        self._ema_items = None  # .to()/.cuda() may replace tensors; gather them again
+        return super()._apply(fn, *args, **kwargs)
 
     # ---------------------------------------------------------------------------------- info
     def num_parameters(self, trainable_only: bool = False) -> int:

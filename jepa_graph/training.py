@@ -38,7 +38,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import BlockRuntimeError, SpecError
 from .lower import LATENT_PENALTIES, Lowering
 from .metrics import MetricsWriter, collapse_stats, is_collapsed
-from .model import CompiledModel, ema_momentum
+from .model import CompiledModel
 from .train_config import TrainConfig, normalize
 from . import distributed as dist_util
 from .data import resolve_source
@@ -142,7 +142,6 @@ class Trainer:
         self.ddp_params = {id(p) for p in self.program.parameters()} if self.world > 1 else set()
         if self.world > 1:
             self.step_module = dist_util.wrap_ddp(self.step_module, self.device)
-        self.ema = EmaUpdate(model)
         self.optimizer = make_optimizer(self.params, cfg.optimizer)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.step = 0
@@ -231,7 +230,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
         self.scheduler.step()
-        momenta = self.ema(progress=(self.step + 1) / cfg.steps)
+        momenta = self.model.update_ema(progress=(self.step + 1) / cfg.steps)
         self.step += 1
         rec: dict[str, Any] = {"loss": value}
         rec["lr"] = lr
@@ -310,27 +309,6 @@ def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: l
     from .minimize import infer_latents as minimize_latents
     kw = {"steps": steps} if steps is not None else {}
     return minimize_latents(model, batch, over=list(names), **kw)
-
-
-class EmaUpdate:
-    """:meth:`CompiledModel.update_ema` with the tensor lists gathered once: it runs every step,
-    and walking the graph and the modules each time costs as much as the update on small models."""
-
-    def __init__(self, model: CompiledModel):
-        b = model.blocks
-        self.items = [(tgt, ema, list(b[tgt].parameters()), list(b[src].parameters()),
-                       list(b[tgt].buffers()), list(b[src].buffers())) for tgt, src, ema in model.ema_pairs()]
-
-    @torch.no_grad()
-    def __call__(self, progress: float) -> dict[str, float]:
-        used = {}
-        for tgt, ema, tp, sp, tb, sb in self.items:
-            m = ema_momentum(ema.schedule, *ema.range(), progress)
-            torch._foreach_lerp_(tp, sp, 1.0 - m)  # target <- m * target + (1 - m) * source
-            for bt, bs in zip(tb, sb):  # running statistics follow the source exactly
-                bt.copy_(bs)
-            used[tgt] = m
-        return used
 
 
 def _scalar(v: torch.Tensor) -> float:
