@@ -6,7 +6,6 @@ odd strings and floats, levels, sections the DSL has no sugar for).
 """
 from __future__ import annotations
 
-import math
 import string
 
 import pytest
@@ -123,11 +122,13 @@ def specs(draw) -> dict:
     data["levels"] = draw(st.lists(wm.flatmap(lambda d: st.fixed_dictionaries(
         {**{k: st.just(v) for k, v in d.items()}, "name": names},
         optional={"subgoal": st.sampled_from(["l2", "l1", "smooth_l1", "cosine"])})), max_size=2))
+    if "train" in S.Spec.model_fields and draw(st.booleans()):  # a nested section with its own model
+        data["train"] = draw(st.fixed_dictionaries({}, optional={
+            "steps": st.integers(1, 10 ** 6), "lr": st.floats(1e-6, 1.0), "data": st.one_of(
+                names, st.fixed_dictionaries({"source": names}, optional={"with": st.dictionaries(names, values, max_size=2)})),
+            "optimizer": st.fixed_dictionaries({}, optional={"name": st.sampled_from(["adamw", "sgd"]),
+                                                             "betas": lo_hi().map(lambda b: [b[0] / 1e7, b[1] / 1e7])})}))
     return data
-
-
-def _no_nan_weights(data: dict) -> bool:
-    return all(not math.isnan(w) for w in list(data["objective"].values()) + list(data["costs"].values()))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
