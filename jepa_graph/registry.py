@@ -95,6 +95,8 @@ def register_block(name: str, kind: str | None = None):
         k = kind or cls.kind
         if not k:
             raise ValueError(f"register_block({name!r}): {cls.__name__} sets no `kind`")
+        if not cls.__module__.startswith("jepa_graph.primitives."):
+            _ensure_loaded()  # built-ins first: a user's block may not take a built-in's name unnoticed
         if (k, name) in _REGISTRY:
             raise ValueError(f"block type `{k}.{name}` is already registered "
                              f"(by {_REGISTRY[(k, name)].__module__}.{_REGISTRY[(k, name)].__name__})")
