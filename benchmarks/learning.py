@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import jepa_graph as jg  # noqa: E402
 from jepa_graph.data import make_source, spec_inputs  # noqa: E402
-from jepa_graph.metrics import collapse_stats  # noqa: E402
+from jepa_graph.metrics import collapse_stats, rollout_error  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- linear probes
@@ -103,23 +103,6 @@ IJEPA_FEATURES = {  # the target encoder's tokens (B, N, D)
 VICREG_FEATURES = {"encoder output": lambda m, x: m.blocks.encoder(x)}  # (B, emb), before the expander
 
 
-@torch.no_grad()
-def rollout_error(model, data, horizon: int) -> dict:
-    """Normalised latent error of H-step predictions vs the copy-last-state baseline."""
-    xs, acts = data["x_seq"], data["a_seq"]  # (N, H+1, obs), (N, H, act)
-    N = xs.shape[0]
-    # the predictor was trained to predict the target encoder's representation of x_{t+1}
-    true = torch.stack([model.blocks.target(xs[:, t]) for t in range(horizon + 1)], 1)  # (N, H+1, D)
-    var = ((true - true.mean((0, 1))) ** 2).sum(-1).mean()  # total variance of the representation
-    zdim = model.graph.nodes["z"].ttype.shape
-    s, errs, copy_errs = model.encode(x=xs[:, 0])["state"], [], []
-    for t in range(horizon):
-        s = model.step(state=s, a=acts[:, t], z=torch.zeros(N, *zdim))["state"]
-        errs.append((((s - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
-        copy_errs.append((((true[:, 0] - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
-    return {"model": errs, "copy_last": copy_errs}
-
-
 def run_two_rooms(steps: int, batch: int, lr: float, horizon: int = 16) -> dict:
     model = jg.compile(ROOT / "specs" / "two_rooms.yaml", seed=0)
     t0 = time.time()
@@ -128,7 +111,8 @@ def run_two_rooms(steps: int, batch: int, lr: float, horizon: int = 16) -> dict:
     secs = time.time() - t0
     model.eval()
     src = make_source("two_rooms", {"horizon": horizon, "episodes": 256}, spec_inputs(model), seed=999)
-    err = rollout_error(model, src.batch(0, 2048), horizon)
+    held_out = src.batch(0, 2048)
+    err = rollout_error(model, held_out["x_seq"], held_out["a_seq"], target="target")
     c = collapse_stats(model.encode(x=src.batch(1, 1024)["x"])["state"].detach())
     return {"steps": steps, "batch": batch, "train_s": round(secs), "loss_first": res.history[0]["loss"],
             "loss_last": res.history[-1]["loss"], "error": err, "std": c["std"], "erank": c["erank"]}

@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="the main job on the built-in default")
     sp.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")
-    sp.add_argument("--batch", type=int, default=32)
+    sp.add_argument("--batch", type=int, default=32, help="batch size of the random-input runs")
+    sp.add_argument("--steps", type=int, default=1000, help="training steps of the Two Rooms world model")
+    sp.add_argument("--quick", action="store_true", help="only validate, compile and run every spec")
     sp.set_defaults(func=cmd_demo)
     return p
 

@@ -97,3 +97,32 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     if p.is_dir():
         p = p / "metrics.jsonl"
     return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+
+
+@torch.no_grad()
+def rollout_error(model, x_seq: torch.Tensor, a_seq: torch.Tensor, target: str,
+                  latent_zero: bool = True) -> dict[str, list[float]]:
+    """Normalised latent error of H-step world-model predictions, and of copying the last state.
+
+    Args:
+        x_seq: observations (N, H+1, ...); a_seq: actions (N, H, ...).
+        target: the block whose representation of x_t the predictor is trained to match
+            (the EMA target encoder, or the encoder itself).
+    Returns ``{"model": [e_1..e_H], "copy_last": [...]}``: mean squared error over the
+    representation's total variance; copy-last predicts target(x_0) for every t.
+    """
+    wm = model.graph.world_model
+    horizon = a_seq.shape[1]
+    tgt = model.blocks[model.graph.nodes[target].module]
+    true = torch.stack([tgt(x_seq[:, t]) for t in range(horizon + 1)], 1)  # (N, H+1, D)
+    var = ((true - true.mean((0, 1))) ** 2).sum(-1).mean()
+    extra = {}
+    if wm.get("latent") and latent_zero:  # the latent's prior mode: "nothing unexpected happens"
+        extra[wm["latent"]] = torch.zeros(x_seq.shape[0], *model.graph.nodes[wm["latent"]].ttype.shape)
+    s = model.encode(**{model.input_names("encode")[0]: x_seq[:, 0]})["state"]
+    out = {"model": [], "copy_last": []}
+    for t in range(horizon):
+        s = model.step(state=s, **{wm["action"]: a_seq[:, t]}, **extra)["state"]
+        out["model"].append((((s - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
+        out["copy_last"].append((((true[:, 0] - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
+    return out
