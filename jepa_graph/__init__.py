@@ -40,7 +40,13 @@ _LAZY = {
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as e:  # a capability not built in this checkout: hasattr() is False
+            if e.name != _LAZY[name]:
+                raise
+            raise AttributeError(f"jepa_graph.{name} is not available: {_LAZY[name]} is missing") from None
+        value = getattr(module, name)
         globals()[name] = value  # cache: later lookups skip __getattr__
         return value
     raise AttributeError(f"module 'jepa_graph' has no attribute {name!r}")

@@ -69,3 +69,10 @@ def test_top_level_names():
     assert issubclass(jg.NonFiniteEnergyError, jg.BlockRuntimeError)
     for name in ("latent_landscape", "energy_along", "plot_latent_landscape", "plot_energy_along"):
         assert getattr(jg, name) is getattr(landscape, name)
+
+
+def test_a_lazy_name_whose_module_is_missing_is_an_attribute_error(monkeypatch):
+    monkeypatch.setitem(jg._LAZY, "nothing_here", "jepa_graph.no_such_module")
+    assert not hasattr(jg, "nothing_here")
+    with pytest.raises(AttributeError, match=r"jepa_graph\.nothing_here is not available: jepa_graph\.no_such_module"):
+        jg.nothing_here
