@@ -52,6 +52,8 @@ def cmd_validate(args) -> int:
 
 def cmd_info(args) -> int:
     if args.blocks:
+        if args.spec == "composite" or (args.spec and args.spec.startswith("composite.")):
+            return _list_composites(args.spec.partition(".")[2] or None, args.path)
         return _list_blocks(args.spec)
     if not args.spec:
         _err("error: give a SPEC, or --blocks to list block types")
@@ -86,7 +88,8 @@ def _list_blocks(pattern: str | None) -> int:
         width = max(len(r[0]) for r in rows)
         for name, doc in rows:
             _out(f"{name:<{width}}  {doc}")
-        _err(f"{len(rows)} block types; `jepa-graph info --blocks NAME` shows one's inputs and parameters")  # stdout stays a list
+        _err(f"{len(rows)} block types; `jepa-graph info --blocks NAME` shows one's inputs and parameters, "
+             "`--blocks composite` the composite blocks")  # stdout stays a list
         return 0
     chosen = [c for c in blocks if pattern in (f"{c.kind}.{c.name}", c.name, c.kind)]
     if not chosen:
@@ -106,6 +109,47 @@ def _list_blocks(pattern: str | None) -> int:
             default = "required" if key in required else f"default {json.dumps(js.get('default'))}"
             _out(f"  with.{key}: {_type_name(js)}, {default}")
     return 0
+
+
+def _list_composites(name: str | None, path: list[str] | None) -> int:
+    """``info --blocks composite[.NAME]``: composite blocks on the search path (``--path``,
+    ``JEPA_GRAPH_PATH``, the standard library ``blocks/``), with their inputs, outputs and the
+    dims a use may set in ``with:``."""
+    import os
+
+    from .composite import STDLIB, available_composites, find_composite
+    from .errors import did_you_mean
+    from .validate import load
+    dirs = [Path(p) for p in path or []]
+    dirs += [Path(p) for p in os.environ.get("JEPA_GRAPH_PATH", "").split(os.pathsep) if p] + [STDLIB]
+    names = available_composites(dirs)
+    if name is not None and name not in names:
+        raise SpecError(f"no composite block `{name}` on the search path",
+                        hint=did_you_mean(name, names, "composites") + " (add folders with --path)")
+    for i, n in enumerate([name] if name else names):
+        file = find_composite(n, dirs)
+        spec = load(file)
+        about = spec.description or _first_sentence(file.read_text())
+        _out(("\n" if i and name else "") + f"composite.{n}  {about}".rstrip())
+        if name:
+            _out(f"  file: {file}")
+            _out("  inputs: " + ", ".join(f"{k} [{', '.join(map(str, v.shape))}]" for k, v in
+                                          {**spec.inputs, **spec.actions, **spec.latents}.items()))
+            _out("  outputs: " + ", ".join(spec.outputs))
+            _out("  with (dims): " + ", ".join(f"{k}={v}" for k, v in spec.dims.items()))
+    return 0
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a file's leading ``#`` comment block (a composite's summary)."""
+    lines = []
+    for ln in text.splitlines():
+        if not ln.startswith("#"):
+            break
+        lines.append(ln.lstrip("#").strip())
+    head = " ".join(lines)
+    end = head.find(". ")
+    return head[:end + 1] if end >= 0 else head
 
 
 def _type_name(js: dict) -> str:

@@ -97,3 +97,21 @@ def test_a_closed_pipe_is_not_a_traceback(monkeypatch, tmp_path):
     with open(tmp_path / "sink", "w") as sink:
         monkeypatch.setattr("sys.stdout", Closed(sink.fileno()))
         assert main(["info", "--blocks"]) == 0
+
+
+def test_info_blocks_composite_lists_the_library_and_the_search_path(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("JEPA_GRAPH_PATH", raising=False)
+    code, out, _ = run(capsys, "info", "--blocks", "composite")
+    assert code == 0
+    assert [ln.split()[0] for ln in out.splitlines()] == [
+        "composite.ac_jepa_level", "composite.masked_target", "composite.mlp_jepa_level"]
+    assert "One action-conditioned JEPA level" in out
+    mine = tmp_path / "my_level.yaml"
+    mine.write_text("# My level. More words.\nname: my_level\ndims: {d: 3}\ninputs: {x: {shape: [d]}}\n"
+                    "blocks:\n  e: {kind: encoder, type: mlp, in: [x], with: {out: d}}\noutputs: {state: e}\n")
+    code, out, _ = run(capsys, "info", "--blocks", "composite.my_level", "--path", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == ["composite.my_level  My level.", f"  file: {mine}", "  inputs: x [d]",
+                                "  outputs: state", "  with (dims): d=3"]
+    code, _, err = run(capsys, "info", "--blocks", "composite.my_levl", "--path", str(tmp_path))
+    assert code == 2 and "no composite block `my_levl`" in err and "did you mean `my_level`" in err
