@@ -225,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_compile)
 
-    sp = sub.add_parser("schema", help="JSON Schema of the YAML syntax")
+    sp = sub.add_parser("schema", help="JSON Schema of the YAML syntax",
+                        description="JSON Schema of the YAML syntax, for editors. Save it (-o jepa.schema.json) and "
+                                    "point a spec at it with a first line `# yaml-language-server: "
+                                    "$schema=jepa.schema.json` (VS Code YAML extension) or a `$schema:` key.")
     sp.add_argument("-o", "--output", help="write to a file instead of stdout")
     sp.set_defaults(func=cmd_schema)
 
