@@ -271,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return 0
+    except OSError as e:  # an output path in a missing folder, a directory, no permission: the user's to fix
+        where = f" `{e.filename}`" if e.filename else ""
+        _err(f"error: cannot use{where}: {e.strerror or e}")
+        _err("hint: check the path and its folder's permissions")
+        return 2
 
 
 if __name__ == "__main__":

@@ -115,3 +115,11 @@ def test_info_blocks_composite_lists_the_library_and_the_search_path(capsys, tmp
                                 "  outputs: state", "  with (dims): d=3"]
     code, _, err = run(capsys, "info", "--blocks", "composite.my_levl", "--path", str(tmp_path))
     assert code == 2 and "no composite block `my_levl`" in err and "did you mean `my_level`" in err
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a directory"])
+def test_an_unusable_output_path_is_a_message_not_a_traceback(capsys, tmp_path, where):
+    target = tmp_path / "no" / "such" / "folder" / "s.json" if where == "missing folder" else tmp_path
+    code, _, err = run(capsys, "schema", "-o", str(target))
+    assert code == 2
+    assert f"error: cannot use `{target}`: " in err and "hint: check the path" in err
