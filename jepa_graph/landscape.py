@@ -198,7 +198,7 @@ def run(args) -> int:
     if not args.along and not latent_spaces(model):
         raise SpecError(f"`{model.spec.name}` has no latent to draw the energy over",
                         hint="plot F along a line of targets instead: "
-                             + " or ".join(f"--along {n}" for n in model.input_names("energy")))
+                             + " or ".join(f"--along {n}" for n in _line_inputs(model)))
     if args.along:
         i, j = args.between
         if args.along not in batch:
@@ -220,6 +220,13 @@ def run(args) -> int:
          f"maximum {float(land.energy.max()):.4g}")
     _say(f"wrote {out}")
     return 0
+
+
+def _line_inputs(model) -> list[str]:
+    """Observed float inputs of the energy: the ones a straight line between two samples makes sense for."""
+    g = model.graph
+    return [n for n in model.input_names("energy") if g.nodes.get(n) is not None and g.nodes[n].op == "input"
+            and getattr(g.nodes[n].decl, "dtype", "float") == "float"]
 
 
 def _dims(text: str) -> tuple[int, ...]:
@@ -247,8 +254,10 @@ def _kv(text: str) -> tuple[str, str]:
 
 def _batch(model, args, params: dict) -> tuple[dict[str, torch.Tensor], str]:
     source = args.data or (model.spec.train.data.source if model.spec.train and model.spec.train.data else None)
-    if source is None:
-        return model.example_inputs(8, name="energy"), "random example inputs (no data source in the spec)"
+    if source is None:  # random observations; latents are left out, so they are minimised over
+        latents = {s.arg for s in latent_spaces(model).values()}
+        batch = {k: v for k, v in model.example_inputs(8, name="energy").items() if k not in latents}
+        return batch, "random example inputs (no data source in the spec)"
     from .data import make_source, spec_inputs
     if model.spec.train and model.spec.train.data and model.spec.train.data.source == source:
         params = {**model.spec.train.data.params, **params}
