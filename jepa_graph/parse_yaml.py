@@ -123,6 +123,27 @@ def _measure(node: yaml.Node, file: str, depth: int, memo: dict[int, int]) -> in
     return size
 
 
+def _refuse_deep_nesting(text: str, file: str) -> None:
+    """Raise the :func:`_measure` error at the first collection nested past ``MAX_DEPTH``.
+
+    Only called once libyaml has refused the text for its own, deeper, nesting limit (its scanner
+    looks ahead, so its events never reach our bound); the pure-Python parser's events do, so the
+    message and its column match what ``_measure`` says about nesting libyaml accepts.
+    """
+    depth = -1  # the root collection is depth 0, as in _measure
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # pure Python: no limit of its own
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError(f"YAML nested more than {MAX_DEPTH} levels deep", _loc(file, event.start_mark),
+                                    "a spec is a few levels deep; is a bracket repeated?")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError:
+        return  # failed before reaching our bound: the caller reports libyaml's own error
+
+
 def _short_tag(tag: str) -> str:
     """``tag:yaml.org,2002:python/object:os.system`` -> ``!!python/object:os.system`` (as written)."""
     return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
@@ -135,6 +156,8 @@ def parse_yaml(text: str, file: str = "<string>") -> RawSpec:
     try:
         docs = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
+        if "nesting depth" in (e.problem or ""):  # libyaml >= 0.2.6 stops deep nesting itself, further in
+            _refuse_deep_nesting(text, file)
         raise SpecError(_yaml_diagnostic(e, file)) from None
     except yaml.reader.ReaderError as e:  # control characters (NUL, escape codes) in the text
         loc = Location(file, *position(text, e.position))
