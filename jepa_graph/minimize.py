@@ -59,7 +59,12 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
         method: "gradient" | "enumerate" | "cem" | "sample"; None takes the latents' declared
             ``inference.method`` (enumerate when all of them are discrete).
         steps, lr: descent steps / CEM rounds and step size; default from the latent's spec.
-        optimizer: "adam" or "lbfgs" (lr defaults to 1.0 for L-BFGS).
+        optimizer: "adam" or "lbfgs" (lr defaults to 1.0 for L-BFGS). Adam moves every sample on
+            its own (a result does not depend on the rest of the batch); L-BFGS runs one
+            strong-Wolfe line search on the batch's summed energy, so its step sizes, and with them
+            each sample's result, depend on the batch. For L-BFGS ``steps`` counts outer
+            iterations; each may evaluate the energy up to 25 times in its line search. L-BFGS wants
+            a smooth energy: at the kink of an L1 R(z) it stalls where Adam does not.
         restarts: starting points per sample for gradient descent (the first is ``init``).
         samples, elites: candidates per sample (cem, sample) and how many refit CEM.
         init: start point (B, *shape), or a dict by latent name; else the latent's encoder, else 0.

@@ -81,13 +81,14 @@ def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: 
 
         def evaluate() -> torch.Tensor:
             e = fn({**fixed, **params})
-            best.update(e, {**fixed, **params})
+            # L-BFGS's line search tries points before they are projected: only feasible ones count
+            best.update(torch.where(_inside(params, cont), e.detach(), math.inf), {**fixed, **params})
             return e
 
         def set_grads(e: torch.Tensor) -> None:
             grads = torch.autograd.grad(e.sum(), list(params.values()))  # weights get no .grad
             for p, gr in zip(params.values(), grads):
-                p.grad = gr
+                p.grad = gr.contiguous()  # a slice of a concat's gradient is strided; L-BFGS views it flat
 
         if optimizer == "adam":
             opt = torch.optim.Adam(list(params.values()), lr=lr)
@@ -115,6 +116,17 @@ def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: 
     with torch.no_grad():
         best.update(fn({**fixed, **params}), {**fixed, **params})
     return best
+
+
+def _inside(params: Z, spaces: list[LatentSpace]) -> torch.Tensor:
+    """(rows,) True where every box latent of the row lies in its box."""
+    ok = torch.ones(next(iter(params.values())).shape[0], dtype=torch.bool, device=next(iter(params.values())).device)
+    with torch.no_grad():
+        for s in spaces:
+            if s.kind == "box":
+                z = params[s.arg].flatten(1)
+                ok &= ((z >= s.lo) & (z <= s.hi)).all(1)
+    return ok
 
 
 def _project(params: Z, spaces: list[LatentSpace]) -> None:
