@@ -181,6 +181,7 @@ CHECKED: list[tuple[str, str]] = [
     ("input x : [4]\ne = encoder.mlp(x)\n", "a .jepa spec starts with `jepa NAME`"),
     ("jepa a\njepa b\n", "`jepa NAME` is written twice"),
     ("jepa a\nobjective E\nobjective F\n", "`objective` is written twice"),
+    ("jepa a\ndims obs = " + "9" * 5000 + "\n", "number with 5,000 digits is too long"),
     ("# only a comment\n", "the spec file is empty"),
     ("jepa a\ne = encoder.mlp(x, h=" + "[" * 60 + "1" + "]" * 60 + ")\n", "brackets nested more than"),
     ("jepa a\ne = encoder.mlp(x))\n", "unmatched `)`"),

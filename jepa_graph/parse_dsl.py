@@ -93,7 +93,11 @@ class Build(Transformer):
 
     # -------------------------------------------------------------------------- values
     def number(self, neg, tok):
-        val = SPECIAL_FLOATS[tok.type] if tok.type in SPECIAL_FLOATS else int(tok) if tok.type == "INT" else float(tok)
+        try:
+            val = SPECIAL_FLOATS[tok.type] if tok.type in SPECIAL_FLOATS else int(tok) if tok.type == "INT" else float(tok)
+        except ValueError:  # an integer past Python's 4,300-digit conversion limit
+            raise SpecError(f"number with {len(tok):,} digits is too long", self.at(tok),
+                            "a spec's numbers are sizes and coefficients: write a number of sensible size") from None
         return V(-val if neg is not None else val, self.at(neg if neg is not None else tok))
 
     def neg(self, tok):

@@ -103,6 +103,9 @@ class _Builder:
         except yaml.constructor.ConstructorError:
             raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
                             "specs are plain data: remove the tag") from None
+        except ValueError:  # an integer past Python's 4,300-digit conversion limit
+            raise SpecError(f"number with {len(node.value):,} digits is too long", _loc(self.raw.file, node.start_mark),
+                            "a spec's numbers are sizes and coefficients: write a number of sensible size") from None
 
 
 def _measure(node: yaml.Node, file: str, depth: int, memo: dict[int, int]) -> int:
