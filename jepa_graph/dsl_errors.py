@@ -183,11 +183,12 @@ CHECKED: list[tuple[str, str]] = [
     ("jepa a\nobjective E\nobjective F\n", "`objective` is written twice"),
     ("jepa a\ndims obs = " + "9" * 5000 + "\n", "number with 5,000 digits is too long"),
     ("# only a comment\n", "the spec file is empty"),
-    ("jepa a\ne = encoder.mlp(x, h=" + "[" * 60 + "1" + "]" * 60 + ")\n", "brackets nested more than"),
+    ("jepa a\ne = encoder.mlp(x, h=" + "[" * 70 + "1" + "]" * 70 + ")\n", "brackets nested more than"),
     ("jepa a\ne = encoder.mlp(x))\n", "unmatched `)`"),
     ("jepa a\ne = encoder.mlp(x]\n", "`]` closes `(`"),
     ("jepa a\ninput x : [4]\na = encoder.mlp(x)\ng = a(x)\nh = g(x)\ng2 = h2(x)\n", "which is not a block in this file"),
     ("jepa a\ne = encoder.mlp(x, s=\"\\q\")\n", "bad escape in string"),
+    ("jepa a\ndescription \"\\ud800\"\n", "bad escape in string"),  # half a surrogate pair
     ("jepa a\ne = encoder.mlp(x, \"\\q\"=1)\n", "bad escape in string"),
     ("jepa a\nenc = encoder.mlp(x\npred = predictor.mlp(enc)\n", "`(` opened on line 2 is never closed"),
 ]

@@ -13,7 +13,7 @@ from lark import Lark, Token
 
 from .errors import Location, SpecError
 
-MAX_DEPTH = 48  # bracket nesting; deeper input is garbage, and the tree walk is recursive
+MAX_DEPTH = 61  # bracket nesting: `(` + 60 lists, the deepest a `with:` value nests inside YAML's 64 levels
 OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
 SYMBOL = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}

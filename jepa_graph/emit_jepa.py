@@ -332,7 +332,8 @@ def emit_jepa(data: dict, commented: set[tuple] = frozenset()) -> list[Line]:
     gap()
     for k, v in data.items():
         if k in ("objective", "costs"):
-            out.append(Line(f"{k} {weighted_sum(v)}", (k,)))
+            if v:  # `objective: {}` is the default: nothing to write
+                out.append(Line(f"{k} {weighted_sum(v)}", (k,)))
         elif k == "levels":
             for i, lv in enumerate(v):
                 rest = {a: b for a, b in lv.items() if a != "name"}

@@ -105,10 +105,12 @@ class Build(Transformer):
 
     def string(self, tok):
         try:
-            return V(json.loads(tok, strict=False), self.at(tok))  # strict=False: a raw tab is fine
-        except ValueError:
+            text = json.loads(tok, strict=False)  # strict=False: a raw tab is fine
+            text.encode("utf-8")  # a lone surrogate (`\ud800`) is no character: YAML and files refuse it
+        except ValueError:  # UnicodeEncodeError is one
             raise SpecError("bad escape in string", self.at(tok),
-                            'strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX') from None
+                            'strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX (a \\ud800-\\udfff half needs its pair)') from None
+        return V(text, self.at(tok))
 
     def dotted(self, *names):
         text = ".".join(names)

@@ -168,3 +168,18 @@ def test_random_comments_are_never_lost(data):
         assert sorted(re.findall(r"# \w+", out)) == want
         assert jg.loads(out, f"c.{to}").model_dump() == spec
         assert format_text(out, f"c.{to}") == out
+
+
+def test_empty_sums_and_the_deepest_nesting_convert_both_ways():
+    """`objective: {}` is the default (nothing written in .jepa); a `with:` value nested as deep as
+    YAML allows (60 lists) converts, and the .jepa limit refuses what YAML would refuse."""
+    empty = "name: a\ninputs: {x: {shape: [4]}}\nblocks:\n  e: {kind: encoder, type: mlp, in: [x], with: {out: 4}}\n"
+    jepa = format_text(empty + "objective: {}\ncosts: {}\n", "a.yaml", to="jepa")
+    assert "objective" not in jepa and format_text(jepa, "a.jepa", to="yaml") == format_text(empty, "a.yaml")
+    deep = "[" * 60 + "1" + "]" * 60
+    yaml_text = empty.replace("{out: 4}", "{out: 4, h: " + deep + "}")
+    assert format_text(format_text(yaml_text, "a.yaml", to="jepa"), "a.jepa", to="yaml") == format_text(yaml_text, "a.yaml")
+    for text, file in ((yaml_text.replace(deep, "[" + deep + "]"), "a.yaml"),
+                       ("jepa a\ninput x : [4]\ne = encoder.mlp(x, out=4, h=[" + deep + "])\n", "a.jepa")):
+        with pytest.raises(jg.SpecError, match="nested more than"):
+            format_text(text, file, to="yaml")
