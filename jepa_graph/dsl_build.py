@@ -98,7 +98,8 @@ class Assembler:
                 "infer": ("latent", "an inference method `infer gradient(steps=20)`")}[tag]
         if kw != only[0]:
             at = where if isinstance(where, Location) else self.loc(where)
-            raise SpecError(f"only a {only[0]} takes {only[1]}", at, f"remove it from this {kw}")
+            article = "an" if only[0][0] in "aeiou" else "a"
+            raise SpecError(f"only {article} {only[0]} takes {only[1]}", at, f"remove it from this {kw}")
         if tag == "reg":
             return [("regularizer", where, _merge(payload, "the regulariser"))]
         if tag == "bounds":

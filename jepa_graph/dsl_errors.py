@@ -72,6 +72,10 @@ MISTAKES: dict[str, Mistake] = {
         "missing `,` between the arguments",
         "separate inputs and parameters with commas: `mlp(x, y, out=state)`",
         ("enc = encoder.mlp(x y)\n", "enc = encoder.mlp(x out=state)\n", "enc = encoder.mlp(x, out=4 hidden=[3])\n")),
+    "sum_with_equals": Mistake(
+        "`{first}` is a weighted sum of terms, not a list of assignments",
+        "write `{first} E + 0.5 * reg` (a term alone has weight 1)",
+        ("objective E = 1\n", "costs reach = 1.0\n", "objective E + reg = 0.5\n")),
     "missing_comma_list": Mistake(
         "missing `,` between list items",
         "write `[64, 64]`",
@@ -298,8 +302,9 @@ def match(e: UnexpectedInput) -> str | None:
     """The key of the :data:`MISTAKES` entry whose examples fail like ``e``, or None.
 
     Like lark's ``match_examples`` (same parser state; the same token wins over the same token
-    type, which wins over the state alone), but comparing state numbers only: lark also compares
-    the depth of the parse stack, which differs between the first statement and later ones.
+    type), but comparing state numbers only: lark also compares the depth of the parse stack,
+    which differs between the first statement and later ones. Unlike it, the state alone is not
+    a match, nor is an unexpected character other than the example's.
     """
     sig = _signature(e)
     if sig[0] is None:
@@ -312,7 +317,9 @@ def match(e: UnexpectedInput) -> str | None:
             r = 3 if other[1:] == sig[1:] else 2 if other[1:3] == sig[1:3] else 1
             if r > rank:
                 best, rank = label, r
-    return best
+    # The state alone says too little (`objective E = 1` fails in the state of `[64 64]`), and so
+    # does "some character" (a stray `é` is not a stray `;`): those fall back to found/expected.
+    return best if rank == 3 or (rank == 2 and sig[1] == "token") else None
 
 
 def parse_error(e: UnexpectedInput, text: str, file: str, open_brackets: list) -> SpecError:
@@ -348,6 +355,11 @@ def parse_error(e: UnexpectedInput, text: str, file: str, open_brackets: list) -
         if first and first not in KEYWORDS + SECTIONS and loc.line == _statement_line(text, loc):
             close = did_you_mean(first, KEYWORDS + SECTIONS)
             hint = close if close.startswith("did you mean") else None
+        if hint is None and isinstance(e, UnexpectedCharacters):
+            ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+            hint = ("names are ASCII letters, digits and `_`; put other text in a string \"...\""
+                    if ch.isprintable() and not ch.isascii() else
+                    "remove the control character: a .jepa spec is plain text" if not ch.isprintable() else None)
         return SpecError(f"{found}" + (f"; expected {words}" if words else ""), loc, hint)
     if label in ("unknown_statement", "section_key_colon"):  # same parser state: tell them apart by the word
         close = did_you_mean(first, KEYWORDS)

@@ -135,6 +135,12 @@ def run(args) -> int:
     if args.check and (args.output or args.to):
         sys.stderr.write("error: --check compares files with their canonical form; drop --to/-o\n")
         return 2
+    out_syntax = "jepa" if str(args.output).endswith(".jepa") else \
+        "yaml" if str(args.output).endswith((".yaml", ".yml")) else None
+    if args.output and args.to and out_syntax not in (None, args.to):  # YAML in a .jepa file reads as garbage
+        sys.stderr.write(f"error: --to {args.to} but -o {args.output} names a {out_syntax} file; "
+                         f"name the output .{'jepa' if args.to == 'jepa' else 'yaml'}, or drop --to\n")
+        return 2
     status = 0
     for path in args.specs:
         try:

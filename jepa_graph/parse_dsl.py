@@ -276,6 +276,8 @@ def parse_dsl(text: str, file: str = "<string>.jepa") -> RawSpec:
     from .dsl_errors import parse_error
 
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    if "\r" in text:  # Windows (CRLF) and old Mac (CR) line ends count as YAML's do: one line break each
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     register_source(file, text)
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         raise SpecError("the spec file is empty", Location(file, 1, 1), "a .jepa spec starts with `jepa my_model`")

@@ -122,3 +122,23 @@ def test_random_text_fails_only_with_located_errors(text):
     except SpecError as e:
         assert e.first.loc is not None
         str(e)
+
+
+@pytest.mark.parametrize("line, hint", [
+    ("énc = encoder.mlp(x)", "names are ASCII letters, digits and `_`"),
+    ("input y : [4]\x0b", "remove the control character"),
+])
+def test_a_stray_character_gets_a_hint(line, hint):
+    with pytest.raises(SpecError) as e:
+        parse_dsl(PREFIX + line + "\n", "bad.jepa")
+    assert e.value.first.loc.line == 4 and hint in e.value.first.hint
+
+
+@pytest.mark.parametrize("end", ["\r\n", "\r"], ids=["windows", "old-mac"])
+def test_line_ends_of_other_systems_read_as_lines(end):
+    text = "jepa a\ninput x : [4]\ne = encoder.mlp(x, out=2)\nE = energy.l2(e, e(x))\n".replace("\n", end)
+    spec = parse_dsl(text, "a.jepa")
+    assert spec.data["blocks"]["E"]["type"] == "l2"
+    with pytest.raises(SpecError) as e:
+        parse_dsl(text.replace("out=2", "out=2,,"), "a.jepa")
+    assert e.value.first.loc.line == 3

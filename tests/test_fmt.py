@@ -89,6 +89,9 @@ def test_cli_converts_and_formats_in_place(tmp_path, capsys):
     assert main(["fmt", "--check", str(src), str(out)]) == 0
     assert main(["fmt", "--check", str(tmp_path)]) == 0  # a folder: the specs in it
     assert src.read_text().count("#") == COMMENTED_YAML.count("#")
+    capsys.readouterr()
+    assert main(["fmt", str(src), "--to", "yaml", "-o", str(tmp_path / "x.jepa")]) == 2  # YAML into a .jepa file
+    assert "names a jepa file" in capsys.readouterr().err and not (tmp_path / "x.jepa").exists()
 
 
 def test_cli_reports_bad_specs_with_locations(tmp_path, capsys):
