@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from .errors import SpecError, did_you_mean
-from .latents import EnergyFn, LatentSpace, latent_spaces, run_subprogram, subprogram
+from .latents import EnergyFn, LatentSpace, NonFiniteEnergyError, latent_spaces, run_subprogram, subprogram
+from .nonfinite import first_nonfinite_block
 
 
 @dataclass
@@ -67,6 +68,14 @@ def predict_modes(model, x: torch.Tensor | dict[str, torch.Tensor], k: int | Non
     z = cands.repeat_interleave(B, 0)  # rows c * B + b
     feed = {a: v.repeat(n, *([1] * (v.dim() - 1))) for a, v in x.items() if a in args}
     pred = run_subprogram(model, gm, {**feed, space.arg: z}, f"predictor `{pred_name}`")["pred"]
+    if not torch.isfinite(pred).all():  # never rank (or return) NaN predictions silently
+        culprit = first_nonfinite_block(gm, {**feed, space.arg: z}) or pred_name
+        node = model.graph.nodes.get(culprit)
+        where = f"{node.loc}: " if node is not None and node.loc is not None else ""
+        what = f"block `{culprit}` ({node.kind}.{node.type})" if node is not None and node.op == "call" \
+            else f"input `{culprit}`"
+        raise NonFiniteEnergyError(f"{where}predict_modes: the predictions of `{pred_name}` are NaN or infinite; "
+                                   f"{what} is the first to give non-finite values")
     if y is not None:
         inputs = {a: v for a, v in {**x, **y}.items() if a in model.input_names("energy")}
         score = EnergyFn(model, inputs, [space], f"ranking the modes of `{space.name}`")({space.arg: z})
