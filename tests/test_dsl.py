@@ -241,3 +241,15 @@ def test_syntax_reference_examples_parse():
         context = "" if snippet.startswith(("jepa ", "enc =")) else "enc = encoder.mlp(x)\n"  # copied below
         text = snippet if snippet.startswith("jepa ") else f"jepa doc\n{context}{snippet}\n"
         parse_dsl(text, "doc.jepa")
+
+
+def test_readme_shows_one_spec_in_both_syntaxes():
+    """The tour's YAML and .jepa blocks are the same model as specs/seed_world_model.yaml."""
+    import re
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    yaml_block = re.search(r"```yaml\n(name: seed_world_model\n.*?)```", readme, re.S).group(1)
+    jepa_block = re.search(r"```\n(jepa seed_world_model\n.*?)```", readme, re.S).group(1)
+    want = jg.load(ROOT / "specs/seed_world_model.yaml").model_dump()
+    assert jg.loads(yaml_block, "README.yaml").model_dump() == want
+    assert jg.loads(jepa_block, "README.jepa").model_dump() == want
