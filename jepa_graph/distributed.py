@@ -65,6 +65,41 @@ def average_grads(params: list, skip: set[int]) -> None:
             p.grad /= dist.get_world_size()
 
 
+def gathering(module: nn.Module) -> bool:
+    """Whether a batch-statistics block should see the global batch: training, in a process group
+    of more than one rank. Without a group this is ``False`` before any collective is touched, and
+    dynamo folds ``dist.is_initialized()`` to a constant, so compiled single-process graphs hold
+    no trace of the gather."""
+    return module.training and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _FullGather(torch.autograd.Function):
+    """All-gather along dim 0 with gradients (VICReg's ``FullGatherLayer``): forward concatenates
+    every rank's (b, ...) into (W * b, ...); backward sums the output gradient over ranks and
+    returns this rank's slice. Every rank computes the same full-batch statistic R, so the sum is
+    W * dR/dx_local; DDP's mean over W ranks then leaves exactly the single-process dR/dtheta."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.b = x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)  # sum over ranks
+        r = dist.get_rank()
+        return grad[r * ctx.b:(r + 1) * ctx.b]
+
+
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """(b, ...) on each rank -> the global (W * b, ...) in rank order, differentiable; every
+    rank's shard must be one size (the trainer splits the batch evenly)."""
+    return _FullGather.apply(x)
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

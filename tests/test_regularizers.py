@@ -180,3 +180,23 @@ objective: {E: 1.0, cap: 0.1}
     out = model(x=x, y=y, z=z)
     assert out["cap"].dim() == 0
     torch.testing.assert_close(out["loss"], out["E"].mean() + 0.1 * z.abs().sum(1).mean())
+
+
+@pytest.mark.parametrize("name, n_in", [("vicreg", 2), ("barlow_twins", 2), ("variance_hinge", 1), ("covariance", 1)])
+def test_batch_statistics_compile_to_one_graph_without_a_gather(name, n_in):
+    """Single process: the DDP gather is folded away, so fullgraph compiles and matches eager
+    (the two-process gather itself is checked in test_distributed)."""
+    if not torch._dynamo.is_dynamo_supported():
+        pytest.skip("torch.compile (dynamo) is not supported here")
+    params = {"expander": [6, 4]} if name == "vicreg" else {}
+    reg = build(name, params, *[TType((5,))] * n_in).float().train()
+    xs = [x.float() for x in data()[:n_in]]
+    torch._dynamo.reset()
+    ex = torch._dynamo.explain(reg)(*xs)
+    assert (ex.graph_count, ex.graph_break_count) == (1, 0), ex.break_reasons
+    calls = {str(node.target) for g in ex.graphs for node in g.graph.nodes}
+    assert not any("gather" in c or "all_reduce" in c for c in calls)
+    torch._dynamo.reset()
+    compiled = torch.compile(reg, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(*xs), reg(*xs))
+    torch._dynamo.reset()

@@ -2,7 +2,9 @@
 
 Anti-collapse terms keep embeddings informative (VICReg, Barlow Twins, and VICReg's variance
 and covariance parts on their own); capacity terms (l1, l2, kl) limit what a latent can carry.
-Inputs [B, ...] are flattened per sample to [B, n]; batch statistics need B >= 2.
+Inputs [B, ...] are flattened per sample to [B, n]; batch statistics need B >= 2. Under DDP
+(training, world size > 1) the batch-statistics terms gather every rank's shard first, with
+gradients, so they see the global batch exactly as one process would.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import distributed
 from ..registry import BlockType, DimInt, Params, register_block
 from ..tensors import BATCH_SCALAR, ShapeMismatch, TType, vec
 
@@ -59,7 +62,9 @@ def expander(n_in: int, sizes: list[int], norm: str) -> nn.Sequential:
 
 
 class TwoBranch(nn.Module):
-    """Flatten each branch per sample, apply the (shared) expander, then a loss of one or two (B, n)."""
+    """Flatten each branch per sample, apply the (shared) expander, then a loss of one or two (B, n).
+    Under DDP the flattened branches are gathered before the expander, so its BatchNorm and the
+    loss both see the global batch (every rank runs the expander on all of it)."""
 
     def __init__(self, loss, n_in: int, sizes: list[int], norm: str):
         super().__init__()
@@ -68,6 +73,8 @@ class TwoBranch(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         xs = [a.flatten(1)] + ([b.flatten(1)] if b is not None else [])  # (B, n) each
+        if distributed.gathering(self):  # (B / W, n) per rank -> (B, n)
+            xs = [distributed.gather_batch(x) for x in xs]
         if self.expander is not None:
             xs = [self.expander(x) for x in xs]
         return self.loss(*xs)
@@ -171,14 +178,18 @@ class HingeParams(Params):
 
 
 class Fn(nn.Module):
-    """A parameter-free loss over (B, ...) inputs flattened to (B, n)."""
+    """A parameter-free loss over (B, ...) inputs flattened to (B, n). ``batch_stats``: the loss is
+    a statistic of the whole batch (not a mean over samples), so under DDP it gathers the shards."""
 
-    def __init__(self, fn, name: str):
+    def __init__(self, fn, name: str, batch_stats: bool = False):
         super().__init__()
-        self.fn, self.name = fn, name
+        self.fn, self.name, self.batch_stats = fn, name, batch_stats
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return self.fn(*[x.flatten(1) for x in xs])
+        xs = tuple(x.flatten(1) for x in xs)
+        if self.batch_stats and distributed.gathering(self):
+            xs = tuple(distributed.gather_batch(x) for x in xs)
+        return self.fn(*xs)
 
     def extra_repr(self) -> str:
         return self.name
@@ -196,7 +207,7 @@ class RegVariance(BlockType):
         return BATCH_SCALAR
 
     def build(self, p, ins):
-        return Fn(lambda x: variance_term(x, p.gamma, p.eps), f"variance_hinge(gamma={p.gamma})")
+        return Fn(lambda x: variance_term(x, p.gamma, p.eps), f"variance_hinge(gamma={p.gamma})", batch_stats=True)
 
     @classmethod
     def example(cls):
@@ -214,7 +225,7 @@ class RegCovariance(BlockType):
         return BATCH_SCALAR
 
     def build(self, p, ins):
-        return Fn(covariance_term, "covariance")
+        return Fn(covariance_term, "covariance", batch_stats=True)
 
     @classmethod
     def example(cls):
