@@ -32,6 +32,11 @@ FORMAT = 1  # bump when the layout below changes
 _ARCH_EXCLUDE = {"train", "description", "schema_"}  # keys that do not change the weights
 
 
+class SpecMismatch(SpecError):
+    """A checkpoint was written for another architecture. Callers that cannot pass
+    ``strict_spec`` (the trainer, the CLI) re-raise it with a hint that fits their options."""
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     """The CompiledModel inside DistributedDataParallel / torch.compile wrappers."""
     while True:
@@ -168,11 +173,12 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     if spec is not None and data.get("spec_hash") and strict_spec:
         mine = spec_hash(spec)
         if mine != data["spec_hash"]:
-            raise SpecError(
+            raise SpecMismatch(
                 f"{path}: checkpoint was written for spec `{data.get('spec_name')}` (hash {data['spec_hash'][:12]}), "
                 f"but the model was compiled from `{spec.name}` (hash {mine[:12]})",
                 hint="compile the spec the checkpoint was trained with (its text is stored: "
-                     "jepa_graph.checkpoint.read_checkpoint(path)['spec_text']), or pass strict_spec=False")
+                     "jepa_graph.checkpoint.read_checkpoint(path)['spec_text']), or pass strict_spec=False to load "
+                     "weights whose names and shapes still fit")
     _check_tensors(path, m, data["model"])
     m.load_state_dict(data["model"])
     if optimizer is not None and data.get("optimizer") is not None:

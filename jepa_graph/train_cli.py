@@ -4,10 +4,14 @@ Overrides are applied to the spec's data before validation, so they are checked 
 the file; a bad one points at itself on the command line::
 
     $ jepa-graph train specs/two_rooms.yaml train.lr=-1
-    <command line>:1:35: error: `train.lr`: input should be greater than 0, got `-1`
+    <command line>:1:48: error: `train.optimizer.lr`: input should be greater than 0, got `-1`
 
-Values are YAML scalars or flow collections (``train.data.with={size: 32}``). Under
-``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel.
+Values are YAML scalars or flow collections (``train.data.with={size: 32}``). The spec's
+``train:`` shorthands (``lr:``, ``warmup:``, ``data: NAME``, ...) are expanded first, so an
+override wins whichever spelling either side uses: ``train.optimizer.lr=0.5`` beats the file's
+``lr: 1e-3``, and ``train.data.with.episodes=4`` works on ``data: two_rooms``. Overrides may come
+before or after the options. Under ``torchrun --nproc_per_node=N`` the same command trains with
+DistributedDataParallel.
 """
 from __future__ import annotations
 
@@ -20,12 +24,17 @@ from typing import Any
 import yaml
 
 from .errors import Location, SpecError, register_source
+from .train_config import NAME_FORMS, SHORTHANDS
 
 CMDLINE = "<command line>"
 
 
 def apply_overrides(raw, overrides: list[str], prefix: str = "") -> None:
-    """Set ``a.b.c=value`` pairs in ``raw.data`` (a RawSpec), locating each at its argument."""
+    """Set ``a.b.c=value`` pairs in ``raw.data`` (a RawSpec), locating each at its argument.
+
+    ``train:`` is brought to its long form before the first override and after each one, so
+    the last value given for a setting wins, whichever spelling set it."""
+    expand_shorthands(raw)
     line = prefix
     for arg in overrides:
         line += " " if line else ""
@@ -60,7 +69,43 @@ def apply_overrides(raw, overrides: list[str], prefix: str = "") -> None:
             raw.values.setdefault(path[:i], loc_key)
         raw.keys[path], raw.values[path] = loc_key, loc_val
         _drop_below(raw, path, loc_val)
+        expand_shorthands(raw, overriding=True)
     register_source(CMDLINE, line)
+
+
+def expand_shorthands(raw, overriding: bool = False) -> None:
+    """Rewrite ``raw``'s ``train:`` section in its long form, in place, positions moving along:
+    ``lr: X`` -> ``optimizer: {lr: X}`` (and weight_decay, warmup, final_lr), ``data: NAME`` ->
+    ``data: {source: NAME}``, ``optimizer: NAME`` -> ``optimizer: {name: NAME}``.
+
+    A shorthand beside its long form (``lr:`` and ``optimizer: {lr:}``) is an error in the file;
+    ``overriding``: the shorthand was just set on the command line and replaces the long form.
+    """
+    train = raw.data.get("train") if isinstance(raw.data, dict) else None
+    if not isinstance(train, dict):
+        return
+    for section, key in NAME_FORMS.items():
+        if isinstance(train.get(section), str):
+            train[section] = {key: train[section]}
+            at = raw.at(("train", section))
+            raw.keys[("train", section, key)] = raw.values[("train", section, key)] = at
+    for key, section in SHORTHANDS.items():
+        if key not in train:
+            continue
+        if train.get(section) is None:
+            train[section] = {}
+            raw.keys[("train", section)] = raw.values[("train", section)] = raw.at(("train", key), key=True)
+        sub = train[section]
+        if not isinstance(sub, dict):  # `optimizer: [..]`: validation reports the section
+            continue
+        if key in sub and not overriding:
+            raise SpecError(f"`train.{key}` and `train.{section}.{key}` both set the {section}'s `{key}`",
+                            raw.at(("train", key), key=True),
+                            f"keep one: `{key}:` at the top of `train:` is short for `{section}: {{{key}: ...}}`")
+        sub[key] = train.pop(key)
+        for table in (raw.keys, raw.values):
+            for p in [p for p in table if p[:2] == ("train", key)]:
+                table[("train", section) + p[1:]] = table.pop(p)
 
 
 def _drop_below(raw, path: tuple, loc: Location) -> None:
@@ -80,8 +125,9 @@ def load_with_overrides(spec_path: str, overrides: list[str]):
 
 # ------------------------------------------------------------------------------------ train
 def add_train_arguments(p) -> None:
+    _intermixed(p)
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="change any spec value, e.g. train.lr=3e-4 train.steps=500 train.device=cuda")
     p.add_argument("--out", default=None, help="run folder (default: train.out, else runs/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt exactly where it stopped")
@@ -89,8 +135,38 @@ def add_train_arguments(p) -> None:
     p.add_argument("--path", action="append", default=None, metavar="DIR", help="extra composite-block folder")
 
 
+def _intermixed(p) -> None:
+    """Let ``p`` take its positionals between options (``train SPEC --out X train.steps=2``).
+
+    The top-level parser calls a subcommand's ``parse_known_args``; plain argparse fills
+    ``overrides`` (nargs="*") with the first run of positionals and leaves later ones
+    unrecognised. ``parse_known_intermixed_args`` parses options first, then positionals; it
+    calls ``parse_known_args`` itself, so the inner calls go to the plain method.
+    """
+    plain = p.parse_known_args
+    busy = False
+
+    def parse_known_args(args=None, namespace=None):
+        nonlocal busy
+        if busy:
+            return plain(args, namespace)
+        busy = True
+        try:
+            return p.parse_known_intermixed_args(args, namespace)
+        finally:
+            busy = False
+
+    p.parse_known_args = parse_known_args
+
+
+RESUME_MISMATCH_HINT = ("this run folder holds a run of another architecture: train into a new folder with a "
+                        "different --out, drop --resume to start this one over, or train the spec it was "
+                        "trained with (its text is stored in the checkpoint)")
+
+
 def run_train(args) -> int:
     from . import distributed
+    from .checkpoint import SpecMismatch
     from .model import compile
     from .training import Trainer
     logging.getLogger("jepa_graph").setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
@@ -99,8 +175,11 @@ def run_train(args) -> int:
     out = Path(args.out or (cfg.out if cfg and cfg.out else f"runs/{spec.name}"))
     seed = cfg.seed if cfg else 0
     model = compile(spec, args.path, seed=seed)
-    trainer = Trainer(model, out=out, resume=args.resume, progress=not args.no_progress,
-                      meta={"overrides": list(args.overrides), "spec_path": str(args.spec)})
+    try:
+        trainer = Trainer(model, out=out, resume=args.resume, progress=not args.no_progress,
+                          meta={"overrides": list(args.overrides), "spec_path": str(args.spec)})
+    except SpecMismatch as e:  # the library's hint names Python keywords this command has no flag for
+        raise SpecMismatch(e.first.message, e.first.loc, RESUME_MISMATCH_HINT) from None
     try:
         result = trainer.fit()
     finally:

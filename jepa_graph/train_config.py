@@ -14,7 +14,9 @@ Example (YAML)::
       data: {source: shapes, with: {size: 32}}
 
 Override on the command line: ``jepa-graph train spec.yaml train.optimizer.lr=3e-4 train.steps=500``
-(``train.lr`` is a shorthand for ``train.optimizer.lr``).
+(``train.lr`` is a shorthand for ``train.optimizer.lr``). Shorthands (:data:`SHORTHANDS`,
+:data:`NAME_FORMS`) are expanded before validation; writing one setting both ways in the same
+mapping (``lr: 1e-3`` beside ``optimizer: {lr: 3e-4}``) is an error, not a silent pick.
 """
 from __future__ import annotations
 
@@ -36,9 +38,18 @@ class OptimizerConfig(_Strict):
     name: Literal["adamw", "sgd"] = "adamw"
     lr: Annotated[float, Field(gt=0)] = 1e-3  # peak learning rate, reached at the end of warm-up
     weight_decay: NonNegFloat = 0.01  # small: tiny models underfit before they overfit
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only: decay of the gradient's 1st and 2nd moments
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  # SGD only
     nesterov: bool = False  # SGD only
+
+
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _two_betas(cls, v: Any) -> Any:
+        # a tuple field would report `[0.9]` as "missing `1`"; say what the pair is instead
+        if isinstance(v, (list, tuple)) and len(v) != 2:
+            raise ValueError(f"betas needs two numbers, e.g. [0.9, 0.999] (got {len(v)})")
+        return v
 
 
 class ScheduleConfig(_Strict):
@@ -92,24 +103,30 @@ class TrainConfig(_Strict):
         return d
 
 
-SHORTHANDS = ("lr", "weight_decay", "warmup", "final_lr")
+# top-level keys of `train:` that belong to a section: key -> section
+SHORTHANDS = {"lr": "optimizer", "weight_decay": "optimizer", "warmup": "schedule", "final_lr": "schedule"}
+# sections that may be written as one name: section -> the key the name fills
+NAME_FORMS = {"optimizer": "name", "data": "source"}
 
 
 def normalize(v: Any) -> Any:
     """Expand shorthands: ``optimizer: sgd`` -> ``{name: sgd}``, ``data: shapes`` ->
-    ``{source: shapes}``, top-level ``lr``/``weight_decay``/``warmup``/``final_lr`` -> their section."""
+    ``{source: shapes}``, top-level ``lr``/``weight_decay``/``warmup``/``final_lr`` -> their section.
+
+    Raises ValueError when a shorthand and its section both set the same key.
+    """
     if not isinstance(v, dict):
         return v
     v = dict(v)
-    if isinstance(v.get("optimizer"), str):
-        v["optimizer"] = {"name": v["optimizer"]}
-    if isinstance(v.get("data"), str):
-        v["data"] = {"source": v["data"]}
-    for key, section in (("lr", "optimizer"), ("weight_decay", "optimizer"), ("warmup", "schedule"),
-                         ("final_lr", "schedule")):
+    for section, key in NAME_FORMS.items():
+        if isinstance(v.get(section), str):
+            v[section] = {key: v[section]}
+    for key, section in SHORTHANDS.items():
         if key in v:
             sub = v.get(section) or {}
             if isinstance(sub, dict):
+                if key in sub:
+                    raise ValueError(f"`{key}` and `{section}.{key}` both set {section}.{key}; keep one")
                 v[section] = {**sub, key: v.pop(key)}
     return v
 

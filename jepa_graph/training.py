@@ -12,8 +12,12 @@ One step, for the global batch of step ``s`` (each rank keeps its shard under to
    gradients clipped, AdamW/SGD step, warm-up + cosine learning rate;
 4. EMA targets follow their sources with momentum from their schedule at progress (s+1)/steps.
 
-A non-finite loss stops the run with an error naming the block whose output first went
-non-finite; checkpoints written before it are kept. ``resume=True`` continues bit-identically.
+A non-finite loss (or energy, during latent inference) stops the run with an error naming the
+step, the block whose output first went non-finite and the last good checkpoint, which is kept.
+The first batch is checked against the spec's inputs (names, shapes, dtypes), so data that does
+not fit is a located error naming the source; a block that fails later is named with its spec
+line. A fresh run (step 0) starts its ``metrics.jsonl`` over; a resumed one drops the lines past
+its checkpoint. ``resume=True`` continues bit-identically.
 
 Example::
 
@@ -34,11 +38,13 @@ import torch
 import torch.nn as nn
 from pydantic import ValidationError
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import SpecMismatch, load_checkpoint, save_checkpoint
 from .errors import BlockRuntimeError, SpecError
 from .lower import LATENT_PENALTIES, Lowering
-from .metrics import MetricsWriter, collapse_stats, is_collapsed
+from .latents import NonFiniteEnergyError
+from .metrics import MetricsWriter, collapse_reason, collapse_stats
 from .model import CompiledModel
+from .train_checks import LOC, check_batch, check_device, nonfinite_weights_block, spec_loc
 from .train_config import TrainConfig, normalize
 from . import distributed as dist_util
 from .data import resolve_source
@@ -49,7 +55,13 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(BlockRuntimeError):
-    """The loss (or its gradient) became NaN or infinite; the message names the block."""
+    """The loss (or its gradient, or the energy during latent inference) became NaN or infinite;
+    the message names the step, the block and the last good checkpoint."""
+
+
+RESUME_MISMATCH_HINT = ("this run folder holds a run of another architecture: train into another folder "
+                        "(out=...), pass resume=False to start this one over, or compile the spec it was "
+                        "trained with (read_checkpoint(path)['spec_text'])")
 
 
 @dataclass
@@ -68,15 +80,18 @@ def resolve_config(model: CompiledModel, config: TrainConfig | dict | None = Non
     """The spec's ``train:`` section (or defaults), then ``config``, then keyword overrides."""
     base = config if isinstance(config, TrainConfig) else (model.spec.train or TrainConfig())
     data = base.model_dump()
-    if isinstance(config, dict):
-        data = _merge(data, normalize(config))
-    data = _merge(data, normalize(overrides))
     try:
+        if isinstance(config, dict):
+            data = _merge(data, normalize(config))
+        data = _merge(data, normalize(overrides))
         return TrainConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = "train." + ".".join(str(x) for x in err["loc"])
-        raise SpecError(f"`{key}`: {err['msg']}", hint="see jepa_graph.train_config.TrainConfig") from None
+        raise SpecError(f"`{key}`: {err['msg'].removeprefix('Value error, ')}",
+                        hint="see jepa_graph.train_config.TrainConfig") from None
+    except ValueError as e:  # normalize: two spellings of one setting (`lr=` and `optimizer={"lr": ...}`)
+        raise SpecError(f"train: {e}", hint="give each setting once") from None
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -103,10 +118,12 @@ class Trainer:
                  meta: dict[str, Any] | None = None, **overrides: Any):
         self.cfg = cfg = resolve_config(model, config, **overrides)
         self.rank, self.world, self.local_rank = dist_util.setup()
+        check_device(cfg.device, spec_loc(model, ("train", "device"), cfg.device))
         self.device = dist_util.pick_device(cfg.device, self.local_rank)
         self.model = model.to(self.device)
         self.graph = model.graph
         self.source = resolve_source(model, data, cfg, names)
+        self.source_from_spec = data is None and cfg.data is not None  # errors may point at train.data
         self.out = Path(out) if out is not None else (Path(cfg.out) if cfg.out else None)
         self.progress, self.callbacks, self.resume, self.meta = progress, list(callbacks), resume, dict(meta or {})
         if cfg.batch_size % self.world:
@@ -149,9 +166,12 @@ class Trainer:
         if self.out is not None and self.rank == 0:
             self.metrics = MetricsWriter(self.out, tensorboard=tensorboard)
         self._warned_collapse = False
+        self._batch_checked = False  # the first batch is checked against the spec's inputs
         self.last_checkpoint: Path | None = None
         if resume:
             self._resume()
+        if self.metrics is not None:  # step 0: a fresh log; step N: the killed run's lines past N go
+            self.metrics.truncate_after(self.step)
 
     # ------------------------------------------------------------------------------ checkpoints
     @property
@@ -165,11 +185,12 @@ class Trainer:
         if not path.exists():
             log.warning("no checkpoint at %s; starting from step 0", path)
             return
-        info = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        try:
+            info = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        except SpecMismatch as e:  # load_checkpoint's strict_spec=False is no option here
+            raise SpecMismatch(e.first.message, e.first.loc, RESUME_MISMATCH_HINT) from None
         self.step = int(info["step"])
         self.last_checkpoint = path
-        if self.metrics is not None:
-            self.metrics.truncate_after(self.step)
         log.info("resumed %s at step %d", path, self.step)
 
     def save(self) -> Path | None:
@@ -189,11 +210,9 @@ class Trainer:
         batch = self.source.batch(step, self.cfg.batch_size, self.rank, self.world)
         ren = self.cfg.data.rename if self.cfg.data is not None else {}
         batch = {ren.get(k, k): v for k, v in batch.items()}
-        missing = [n for n in self.input_names if n not in batch and n not in self.latents]
-        if missing:
-            raise SpecError(f"the data source yields {', '.join(sorted(batch)) or 'nothing'} but "
-                            f"`{self.model.spec.name}` needs {', '.join(missing)}",
-                            hint="pick another source, or map names with train.data.rename {yielded: input}")
+        if not self._batch_checked:  # once: a later batch of the same source has the same layout
+            check_batch(self, batch)
+            self._batch_checked = True
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k in self.input_names}
 
     def train_step(self, batch: dict[str, torch.Tensor], detail: bool = True) -> dict[str, float]:
@@ -201,12 +220,18 @@ class Trainer:
         the EMA momenta) as floats."""
         cfg = self.cfg
         if self.latents and any(z not in batch for z in self.latents):
-            batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
+            try:
+                batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
+            except NonFiniteEnergyError as e:  # the weights (or the data) went non-finite before the loss did
+                self._nonfinite_latent(e)
         if not self.model.training:
             self.model.train()
         module = self.step_module if detail or self.lean_module is None else self.lean_module
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out = module(**batch)
+        try:  # zero-cost unless it raises (Python 3.11+)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                out = module(**batch)
+        except Exception as e:  # re-raised naming the block and its spec line; never swallowed
+            raise self._locate(batch, e) from e
         loss = out["loss"]
         if self.latent_encoders:  # amortised inference: encoder(x, y) -> z*, outside the objective's weights
             from .minimize import latent_encoder_loss
@@ -247,16 +272,43 @@ class Trainer:
         kept = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "; no checkpoint written yet"
         raise NonFiniteLoss(f"{loc}training stopped at step {self.step + 1}: {what}{where}{kept}")
 
+    def _nonfinite_latent(self, err: NonFiniteEnergyError) -> None:
+        """Latent inference met a NaN/inf energy: the run stops like a non-finite loss would."""
+        loc, sep, what = str(err).partition(": ")
+        if not (sep and LOC.match(loc)):  # the minimiser's message starts at the culprit's spec line
+            loc, what = "", str(err)
+        bad = nonfinite_weights_block(self.model, self.graph)
+        weights = f"; the weights of block `{bad}` are non-finite (lower train.lr?)" if bad else ""
+        kept = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "; no checkpoint written yet"
+        raise NonFiniteLoss(f"{loc + ': ' if loc else ''}training stopped at step {self.step + 1}: "
+                            f"latent inference failed: {what}{weights}{kept}") from err
+
+    def _locate(self, batch: dict[str, torch.Tensor], err: Exception) -> Exception:
+        """``err`` from the training program, as a BlockRuntimeError naming the failing block."""
+        if isinstance(err, (BlockRuntimeError, SpecError)):
+            return err
+        from .model import _find_failing_node  # the walk model.run's errors use
+        step = f"training step {self.step + 1}"
+        missing = [n for n in self.input_names if n not in batch]
+        block = None if missing else _find_failing_node(self.program, batch)
+        if block is not None:
+            n = self.graph.nodes[block]
+            return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed at {step}: "
+                                     f"{type(err).__name__}: {err}")
+        lacks = f" (the batch lacks {', '.join(missing)})" if missing else ""
+        return BlockRuntimeError(f"{step} of `{self.model.spec.name}` failed{lacks}: {type(err).__name__}: {err}")
+
     def monitor(self) -> dict[str, float]:
         """Collapse monitors on the monitored representations of the last step."""
         stats = {}
         for n in self.monitored:
             s = collapse_stats(self._last_out[f"rep.{n}"])
-            stats.update({f"collapse.{n}.{k}": v for k, v in s.items() if k != "dim"})
-            if is_collapsed(s) and not self._warned_collapse:
+            stats.update({f"collapse.{n}.{k}": v for k, v in s.items() if k not in ("dim", "rows")})
+            why = collapse_reason(s)
+            if why and not self._warned_collapse:
                 self._warned_collapse = True
-                log.warning("step %d: representation `%s` is collapsing (std %.2g, effective rank %.2f of %d)",
-                            self.step, n, s["std"], s["erank"], s["dim"])
+                log.warning("step %d: representation `%s` is collapsing: %s (std %.2g, effective rank %.2f of %d)",
+                            self.step, n, why, s["std"], s["erank"], s["dim"])
         return stats
 
     # ------------------------------------------------------------------------------------- loop

@@ -161,6 +161,17 @@ def test_resume_drops_metric_lines_past_the_checkpoint_and_torn_lines(tmp_path):
     assert steps == [2, 4]
 
 
+@pytest.mark.parametrize("resume", [False, True], ids=["fresh run", "--resume without last.pt"])
+def test_a_run_from_step_0_starts_its_metrics_over(tmp_path, resume, caplog):
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=6, checkpoint_every=100).fit()
+    (tmp_path / "last.pt").unlink()  # killed before its first checkpoint
+    with caplog.at_level("WARNING", logger="jepa_graph.training"):
+        Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, resume=resume, steps=4).fit()
+    assert ("starting from step 0" in caplog.text) == resume
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+
+
 def _state_at(out, step):
     """A model/optimizer/scheduler at ``step`` of the TINY run (re-run deterministically)."""
     tr = Trainer(_tiny(), progress=False, tensorboard=False, steps=12)

@@ -12,7 +12,7 @@ import torch
 import jepa_graph as jg
 from jepa_graph.checkpoint import read_checkpoint
 from jepa_graph.cli import main
-from jepa_graph.metrics import collapse_stats, is_collapsed
+from jepa_graph.metrics import collapse_reason, collapse_stats, is_collapsed
 from jepa_graph.model import ema_momentum
 from jepa_graph.optim import lr_factor
 from jepa_graph.training import NonFiniteLoss, Trainer, resolve_config
@@ -155,6 +155,22 @@ def test_non_finite_loss_names_the_block_and_keeps_the_checkpoint(tmp_path):
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 2
 
 
+def test_nan_during_latent_inference_names_step_block_and_checkpoint(tmp_path):
+    model = jg.compile(SPECS / "fork.yaml", seed=0)
+
+    def poison(tr, step, rec):
+        if step == 2:
+            with torch.no_grad():
+                next(tr.model.blocks.predictor.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLoss, match=r"fork.yaml:\d+:\d+: training stopped at step 3: latent inference failed: "
+                                            r".*block `predictor`.*; the weights of block `predictor` are non-finite"
+                                            r".*; last good checkpoint: .*last.pt"):
+        Trainer(model, "fork", out=tmp_path, steps=6, batch_size=8, checkpoint_every=2, progress=False,
+                tensorboard=False, callbacks=[poison]).fit()
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
 def test_collapse_monitor_and_warning(caplog):
     assert is_collapsed(collapse_stats(torch.ones(32, 8)))
     assert not is_collapsed(collapse_stats(torch.randn(32, 8)))
@@ -169,6 +185,31 @@ def test_collapse_monitor_and_warning(caplog):
         r = jg.train(model, steps=2, batch_size=8, monitor_every=1, progress=False)
     assert r.collapsed and "collapsing" in caplog.text
     assert r.history[0]["collapse.enc.std"] == 0.0
+
+
+def test_partial_collapse_is_flagged():
+    g = torch.Generator().manual_seed(0)
+    low_rank = torch.randn(256, 4, generator=g) @ torch.randn(4, 128, generator=g)  # 128-d, spans 4 dims
+    s = collapse_stats(low_rank)
+    assert s["std"] > 0.1 and s["erank"] > 1.5  # the absolute floors miss it
+    assert "under 10% of the attainable 128" in collapse_reason(s)
+    half_dead = torch.randn(256, 32, generator=g) * torch.tensor([1.0] * 12 + [1e-4] * 20)  # 20 of 32 dims ~0
+    s = collapse_stats(half_dead)
+    assert s["dead"] == pytest.approx(20 / 32) and "62% of the 32 dimensions are dead" in collapse_reason(s)
+    # healthy: full rank, and a 2-D world seen through 32 dims (two_rooms' state: low rank by nature)
+    assert collapse_reason(collapse_stats(torch.randn(256, 128, generator=g))) is None
+    world = torch.rand(256, 2, generator=g) @ torch.randn(2, 32, generator=g)
+    assert collapse_reason(collapse_stats(torch.tanh(world + 0.05 * torch.randn(256, 32, generator=g)))) is None
+    assert collapse_reason(collapse_stats(torch.randn(4, 128, generator=g))) is None  # 4 rows: rank <= 3 is all there is
+
+
+@pytest.mark.parametrize("spec", ["two_rooms", "ijepa", "vicreg", "vjepa"])
+def test_collapse_warning_stays_quiet_on_healthy_shipped_specs(spec, caplog):
+    model = jg.compile(SPECS / f"{spec}.yaml", seed=0)
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.training"):
+        r = jg.train(model, steps=6, batch_size=32, monitor_every=3, progress=False, tensorboard=False)
+    assert not r.collapsed and "collapsing" not in caplog.text
+    assert all(h[k] < 0.5 for h in r.history for k in h if k.endswith(".dead"))
 
 
 def test_bf16_autocast_runs():

@@ -1,0 +1,202 @@
+"""`jepa-graph train` input handling: overrides against either spelling of `train:`, options
+between overrides, unusable devices, data that does not fit the spec, failing blocks, resuming
+into another spec's run folder. Bad input is a located error and exit 2, never a traceback."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph.checkpoint import read_checkpoint
+from jepa_graph.cli import main
+from jepa_graph.training import Trainer
+
+from conftest import SPECS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription
+    yield
+    torch.set_num_threads(n)
+
+
+FORK = (SPECS / "fork_no_latent.yaml").read_text()  # small, no latent, its own `fork` data source
+TRAIN = "train: {steps: 600, batch_size: 64, optimizer: {lr: 3.0e-3}, data: fork}"
+assert TRAIN in FORK
+SHORT = "train: {steps: 1, batch_size: 8, log_every: 1, lr: 1.0e-3, warmup: 100, data: fork}"
+LONG = "train: {steps: 1, batch_size: 8, log_every: 1, optimizer: {lr: 1.0e-3}, schedule: {warmup: 100}, data: {source: fork}}"
+
+
+def spec_file(tmp_path, train: str, text: str = FORK):
+    path = tmp_path / "fork.yaml"
+    path.write_text(text.replace(TRAIN, train))
+    return path
+
+
+def train_cli(spec, *args) -> int:
+    """`jepa-graph train SPEC ARGS`; the run folder defaults to one beside the spec, never the repo's runs/."""
+    out = [] if "--out" in args else ["--out", str(spec.parent / "run")]
+    return main(["train", str(spec), *args, *out, "--no-progress"])
+
+
+def first_lr(out) -> float:
+    return json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["lr"]
+
+
+@pytest.mark.parametrize("train", [SHORT, LONG], ids=["spec shorthand", "spec long form"])
+@pytest.mark.parametrize("overrides,lr", [
+    (["train.optimizer.lr=0.5", "train.schedule.warmup=0"], 0.5),  # long form overrides
+    (["train.lr=0.25", "train.warmup=0"], 0.25),  # shorthand overrides
+    (["train.lr=0.25", "train.optimizer.lr=0.5", "train.warmup=0"], 0.5),  # the last one given wins
+])
+def test_overrides_win_whichever_spelling_either_side_uses(tmp_path, train, overrides, lr):
+    out = tmp_path / "run"
+    assert train_cli(spec_file(tmp_path, train), *overrides, "--out", str(out)) == 0
+    assert first_lr(out) == pytest.approx(lr)  # warm-up 0: step 1 runs at the peak rate
+
+
+@pytest.mark.parametrize("train", [SHORT, LONG], ids=["data: NAME", "data: {source: NAME}"])
+def test_data_overrides_reach_the_source(tmp_path, train):
+    out = tmp_path / "run"
+    for over in (["train.data.with.noise=0.0"], ["train.data.with={noise: 0.0}"],
+                 ["train.data.source=fork", "train.data.with.noise=0.0"],
+                 ["train.data=fork", "train.data.with.noise=0.0"]):
+        assert train_cli(spec_file(tmp_path, train), *over, "--out", str(out)) == 0, over
+        cfg = read_checkpoint(out / "last.pt")["extra"]["config"]
+        assert cfg["data"] == {"source": "fork", "params": {"noise": 0.0}, "rename": {}}, over
+
+
+def test_a_bad_data_override_is_located_on_the_command_line(tmp_path, capsys):
+    assert train_cli(spec_file(tmp_path, SHORT), "train.data.with.noise=-1") == 2
+    err = capsys.readouterr().err
+    assert "not a mapping" not in err and "Traceback" not in err
+    assert re.search(r"<command line>:1:\d+: error: data source `fork`: `noise`", err)
+
+
+def test_shorthand_errors_keep_their_place_in_the_file(tmp_path, capsys):
+    spec = spec_file(tmp_path, SHORT.replace("lr: 1.0e-3", "lr: -1"))
+    assert train_cli(spec, "train.steps=2") == 2
+    err = capsys.readouterr().err
+    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if t.startswith("train:"))
+    col = spec.read_text().splitlines()[line - 1].index("-1") + 1
+    assert err.startswith(f"{spec}:{line}:{col}: error: `train.optimizer.lr`"), err
+
+
+def test_one_setting_spelled_twice_in_the_file_is_an_error(tmp_path, capsys):
+    spec = spec_file(tmp_path, SHORT.replace("lr: 1.0e-3", "lr: 1.0e-3, optimizer: {lr: 0.5}"))
+    assert train_cli(spec) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"fork.yaml:\d+:\d+: error: `train.lr` and `train.optimizer.lr` both set", err)
+    assert "hint: keep one" in err
+    with pytest.raises(jg.SpecError, match="`lr` and `optimizer.lr` both set"):  # the Python path too
+        jg.loads(spec.read_text(), "fork.yaml")
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(spec_file(tmp_path, SHORT)), "--out", str(out), "train.steps=2",
+                 "--no-progress", "train.lr=0.125", "train.warmup=0"]) == 0
+    assert "step 2/2" in capsys.readouterr().out and first_lr(out) == pytest.approx(0.125)
+
+
+def test_betas_need_two_numbers(tmp_path, capsys):
+    assert train_cli(spec_file(tmp_path, SHORT), "train.optimizer.betas=[0.9]") == 2
+    err = capsys.readouterr().err
+    assert "betas needs two numbers, e.g. [0.9, 0.999]" in err and "missing" not in err
+    assert err.startswith("<command line>:1:")
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_an_unusable_device_is_located_at_the_override(tmp_path, capsys, no_gpu, device):
+    assert train_cli(spec_file(tmp_path, SHORT), f"train.device={device}") == 2
+    err = capsys.readouterr().err
+    assert re.match(r"<command line>:1:\d+: error: train.device=\S+: no (CUDA|MPS)", err), err
+    assert "hint: use train.device=cpu, or train.device=auto" in err and "Traceback" not in err
+
+
+def test_an_unusable_device_is_located_at_the_spec_line(tmp_path, capsys, no_gpu):
+    spec = spec_file(tmp_path, SHORT.replace("steps: 1,", "steps: 1, device: cuda,"))
+    assert train_cli(spec) == 2
+    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if t.startswith("train:"))
+    assert capsys.readouterr().err.startswith(f"{spec}:{line}:"), "points at `device: cuda`"
+
+
+def test_a_present_gpu_is_accepted(monkeypatch):
+    from jepa_graph.training import check_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda")
+    check_device("cuda:1")
+    with pytest.raises(jg.SpecError, match=r"no `cuda:2`: this machine has 2 CUDA device\(s\)"):
+        check_device("cuda:2")
+
+
+def test_data_that_does_not_fit_the_spec_names_input_shapes_and_source(tmp_path, capsys):
+    # fork_no_latent's obs is 4-d; two_rooms yields 2-d states (x_next renamed to the spec's y)
+    spec = spec_file(tmp_path, SHORT)
+    assert train_cli(spec, "train.data=two_rooms", "train.data.rename={x_next: y}") == 2
+    err = capsys.readouterr().err
+    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if t.startswith("  x:"))
+    assert err.startswith(f"{spec}:{line}:3: error: input `x` should be [B, 4], but data source "
+                          "`two_rooms` gives [8, 2]"), err
+    assert "note: the data source at <command line>:1:" in err and "mat1" not in err
+
+
+def test_first_batch_check_covers_dtypes_and_python_data():
+    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+    x = torch.randn(16, 4)
+    with pytest.raises(jg.SpecError, match=r"input `y` should be \[B, 4\], but the data \(TensorSource\) gives \[8, 3\]"):
+        Trainer(model, {"x": x, "y": torch.randn(16, 3)}, steps=1, batch_size=8, progress=False).fit()
+    with pytest.raises(jg.SpecError, match=r"`y` should be \[B, 4\], .* gives torch.int64"):
+        Trainer(model, {"x": x, "y": torch.zeros(16, 4, dtype=torch.long)}, steps=1, batch_size=8, progress=False).fit()
+    with pytest.raises(jg.SpecError, match=r"gives torch.float64 but the weights are torch.float32"):
+        Trainer(model, {"x": x.double(), "y": x.double()}, steps=1, batch_size=8, progress=False).fit()
+
+
+def test_first_batch_is_checked_once(monkeypatch):
+    import jepa_graph.training as training
+    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+    tr = Trainer(model, {"x": torch.randn(16, 4), "y": torch.randn(16, 4)}, steps=3, batch_size=8, progress=False)
+    calls = []
+    real = training.check_batch
+    monkeypatch.setattr(training, "check_batch", lambda t, b: calls.append(1) or real(t, b))
+    tr.fit()
+    assert calls == [1]
+
+
+def test_a_block_failing_inside_a_training_step_is_named(monkeypatch):
+    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(model.blocks.predictor, "forward", broken)
+    with pytest.raises(jg.BlockRuntimeError, match=r"fork_no_latent.yaml:\d+:\d+: block `predictor` \(predictor.mlp\) "
+                                                   r"failed at training step 1: RuntimeError: boom"):
+        jg.train(model, "fork", steps=2, batch_size=8, progress=False)
+
+
+def test_resuming_into_another_specs_run_gives_a_hint_for_the_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli(spec_file(tmp_path, SHORT), "--out", str(out)) == 0
+    wider = FORK.replace("state: 8", "state: 16")
+    assert train_cli(spec_file(tmp_path, SHORT, wider), "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    assert "checkpoint was written for spec `fork_no_latent`" in err
+    assert "different --out" in err and "drop --resume" in err and "strict_spec" not in err
+    model = jg.compile(jg.loads(wider.replace(TRAIN, SHORT), "fork.yaml"))
+    with pytest.raises(jg.SpecError, match=r"hint: .*out=\.\.\..*resume=False") as e:  # the Python API's words
+        Trainer(model, out=out, resume=True, progress=False)
+    assert "strict_spec" not in str(e.value)
