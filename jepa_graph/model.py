@@ -50,11 +50,11 @@ class CompiledModel(nn.Module):
                 continue  # built after its source
             try:
                 self.blocks[n.module] = n.block.build(n.params, [graph.nodes[r.src].ttype for r in n.inputs])
-            except (RuntimeError, MemoryError) as e:  # e.g. `hidden: [100000000000]`: name the block, not torch
-                why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise SpecError(f"`{n.name}` ({n.kind}.{n.type}) could not be built: {why}", n.loc,
-                                "its sizes ask for more memory than this machine has; reduce them"
-                                if "alloc" in why.lower() else "check its `with:` parameters") from e
+            except (RuntimeError, MemoryError, TypeError, OverflowError) as e:  # sizes torch cannot build
+                err = _build_error(n, e)
+                if err is None:
+                    raise
+                raise err from e
             if n.frozen:
                 self.blocks[n.module].requires_grad_(False)
         for n in graph.nodes.values():
@@ -289,6 +289,22 @@ class CompiledModel(nn.Module):
         """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
         from .render import repr_svg
         return repr_svg(self)
+
+
+def _build_error(n, e: Exception) -> SpecError | None:
+    """A block that failed to build, named and located: memory it cannot get (`hidden: [1000000000]`),
+    or sizes whose product overflows torch's int64 (TypeError "Overflow when unpacking long long").
+    None for any other TypeError: a bug in the block's code, which goes up unchanged."""
+    why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    overflow = "overflow" in f"{type(e).__name__} {why}".lower()
+    if isinstance(e, TypeError) and not overflow:
+        return None
+    if overflow:
+        return SpecError(f"`{n.name}` ({n.kind}.{n.type}) is too big to build: {why}", n.loc,
+                         "its sizes (or their product, the flattened input) overflow torch; reduce them")
+    return SpecError(f"`{n.name}` ({n.kind}.{n.type}) could not be built: {why}", n.loc,
+                     "its sizes ask for more memory than this machine has; reduce them"
+                     if "alloc" in why.lower() else "check its `with:` parameters")
 
 
 def ema_momentum(schedule: str, m0: float, m1: float, progress: float) -> float:

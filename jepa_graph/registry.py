@@ -22,12 +22,14 @@ import importlib
 from abc import ABC, abstractmethod
 import logging
 from importlib.metadata import entry_points
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 import torch.nn as nn
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import Location, SpecError, did_you_mean
+from .spec import MAX_SIZE
 from .tensors import TType
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,22 @@ log = logging.getLogger(__name__)
 def _resolve_dim(v: Any, info: ValidationInfo) -> Any:
     if isinstance(v, str):
         dims = (info.context or {}).get("dims", {})
-        if v in dims:
-            return dims[v]
-        raise ValueError(f"unknown dim `{v}`; {did_you_mean(v, dims, 'dims')}")
+        if v not in dims:
+            raise ValueError(f"unknown dim `{v}`; {did_you_mean(v, dims, 'dims')}")
+        v = dims[v]  # a composite's `with:` may set it: check its range here too
+    _check_number(v)
     return v
+
+
+def _check_number(v: Any, sizes: bool = True) -> None:
+    """Refuse what pydantic would quietly take as a number: YAML `true` (as 1), and integers past
+    MAX_SIZE (torch fails on them at build time). The error types are what shapes.py gives hints for."""
+    for x in v if isinstance(v, (list, tuple)) else [v]:
+        if isinstance(x, bool):
+            raise PydanticCustomError("not_a_number", "`{value}` is not a number", {"value": str(x).lower()})
+        if sizes and isinstance(x, int) and x > MAX_SIZE:
+            raise PydanticCustomError("size_too_big", "{value} is too big; sizes go up to {max}",
+                                      {"value": x, "max": f"{MAX_SIZE:,}"})
 
 
 DimInt = Annotated[int, BeforeValidator(_resolve_dim), Field(ge=1)]
@@ -50,6 +64,19 @@ class Params(BaseModel):
     """Base for a block type's parameters (the spec's ``with:``). Strict: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        ann = cls.model_fields[info.field_name].annotation
+        if not _takes(ann, bool):  # `norm: true` stays a bool
+            _check_number(v, sizes=_takes(ann, int))  # `lo: 1e40` is a fine float
+        return v
+
+
+def _takes(ann: Any, t: type) -> bool:
+    """Whether annotation ``ann`` (``int | list[int]``, ``Annotated[...]``) accepts values of type ``t``."""
+    return ann is t or ann is Any or any(_takes(a, t) for a in get_args(ann))
 
 
 class BlockType(ABC):

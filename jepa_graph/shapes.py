@@ -5,6 +5,9 @@ Variables get their declared shapes (named dims resolved); each call node valida
 mismatch names the block, the input, what was expected and what arrived from where::
 
     specs/x.yaml:12:5: error: `pred` (predictor.mlp) expects [B, 32] on input 1, `enc` gives [B, 64]
+
+After the walk, the uses of shapes are checked: cost terms give one number per sample, a
+world model's predictor gives the encoder's state, an actor gives the world model's action.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pydantic import ValidationError
 from .errors import Diagnostic, SpecError, did_you_mean
 from .graph import Graph, Node
 from .registry import get_block
+from .spec import MAX_SIZE
 from .tensors import ShapeMismatch, TType
 
 
@@ -28,6 +32,10 @@ def resolve_shape(n: Node, shape: list, errors: list[Diagnostic]) -> tuple[int, 
         if d < 1:
             errors.append(Diagnostic(f"shape of `{n.name}` has a non-positive size {d}", n.at("shape", i),
                                      "sizes are positive integers"))
+            return None
+        if d > MAX_SIZE:  # a composite's `with:` can set a dim past the spec's own bound
+            errors.append(Diagnostic(f"shape of `{n.name}` has size {d}; sizes go up to {MAX_SIZE:,}", n.at("shape", i),
+                                     "no tensor that large can be built; use a smaller size"))
             return None
         out.append(d)
     return tuple(out)
@@ -53,6 +61,8 @@ def infer_shapes(g: Graph) -> None:
             errors.extend(e.diagnostics)
     _check_terms(g, errors)
     _check_latents(g, errors)
+    _check_world_models(g, errors)
+    _check_actors(g, errors)
     if errors:
         raise SpecError(errors)
 
@@ -102,7 +112,7 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
                 else:
                     why = err['msg'].removeprefix('Value error, ')
                     msg = f"`{where.name}` ({n.kind}.{n.type}) parameter `{key}`: {why[:1].lower() + why[1:]}"
-                    hint = _param_hint(block)
+                    hint = _NUMBER_HINTS.get(kind) or _param_hint(block)
                     if kind == "literal_error":  # `act: relux`: the allowed values are in the message already
                         choices = [c.strip(" '") for c in err.get("ctx", {}).get("expected", "").replace(" or ", ", ").split(",")]
                         hint = did_you_mean(str(err.get("input")), [c for c in choices if c], "values")
@@ -144,6 +154,12 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
         errors.append(Diagnostic(msg, loc, e.hint or "check the dims of both ends of this edge", related=related))
 
 
+_NUMBER_HINTS = {  # registry._check_number's errors
+    "not_a_number": "write a number (or a dim name for a size); `true`/`false` are yes/no values",
+    "size_too_big": "no tensor that large can be built; use a smaller size",
+}
+
+
 def _param_hint(block) -> str:
     fields = block.Params.model_fields
     return "parameters of " + f"{block.kind}.{block.name}: " + ", ".join(
@@ -178,3 +194,48 @@ def _check_latents(g: Graph, errors: list[Diagnostic]) -> None:
                                      n.at("encoder", key=False), f"the encoder must give {what} `{n.name}`: "
                                      f"set its `out` to {n.ttype.shape[-1] if n.ttype.shape else 1}",
                                      related=[(f"`{enc.name}`", enc.loc)]))
+
+
+def _check_world_models(g: Graph, errors: list[Diagnostic]) -> None:
+    """``step`` feeds the predictor's output back in as the next state: it must have the state's type."""
+    spec, src = g.spec, g.spec.source
+    for wm in ([g.world_model] if g.world_model else []) + g.levels:
+        if wm is g.world_model:
+            what, path, decl = "world_model", ("world_model",), spec.world_model
+        else:
+            i = next(i for i, lv in enumerate(spec.levels) if lv.name == wm["name"])
+            what, path, decl = f"level `{wm['name']}`", ("levels", i), spec.levels[i]
+        enc, pred = g.nodes[wm["encoder"]], g.nodes[wm["predictor"]]
+        if enc.ttype is None or pred.ttype is None or enc.ttype == pred.ttype:
+            continue
+        width = f" (its `out`: {enc.ttype.shape[-1]})" if len(enc.ttype.shape) == 1 else ""
+        errors.append(Diagnostic(
+            f"{what}: predictor `{decl.predictor}` gives {pred.ttype}, but the state from encoder `{decl.encoder}` "
+            f"is {enc.ttype}", src.at(path + ("predictor",)) if src else pred.loc,
+            f"`step` feeds the prediction back as the next state: make `{decl.predictor}` give {enc.ttype}{width}",
+            related=[(f"`{decl.predictor}`", pred.loc), (f"`{decl.encoder}`", enc.loc)]))
+
+
+def _check_actors(g: Graph, errors: list[Diagnostic]) -> None:
+    """An actor proposes the world model's action: the action's shape, inside the action's bounds."""
+    name = (g.world_model or {}).get("action")
+    act = g.nodes[name] if name else None
+    if act is None or act.ttype is None:
+        return
+    for n in g.nodes.values():
+        if n.op != "call" or n.kind != "actor" or n.ttype is None:
+            continue
+        related = [(f"`{act.name}`", act.loc)]
+        if n.ttype != act.ttype:
+            width = f"set its `out` to {act.ttype.shape[0]}" if len(act.ttype.shape) == 1 else f"make it give {act.ttype}"
+            errors.append(Diagnostic(f"actor `{n.name}` gives {n.ttype}, but the world model's action `{act.name}` is "
+                                     f"{act.ttype}", n.at("with", "out"), f"the actor proposes `{act.name}`: {width}",
+                                     related=related))
+            continue
+        bounds, want = getattr(n.params, "bounds", None), act.decl.bounds  # None: unbounded
+        if want is None or (bounds is not None and tuple(bounds) == tuple(want)):
+            continue
+        gives = "is unbounded" if bounds is None else f"gives actions in [{bounds[0]:g}, {bounds[1]:g}]"
+        errors.append(Diagnostic(f"actor `{n.name}` {gives}, but action `{act.name}` is bounded to "
+                                 f"[{want[0]:g}, {want[1]:g}]", n.at("with", "bounds"),
+                                 f"give the actor `{act.name}`'s bounds: `bounds: [{want[0]:g}, {want[1]:g}]`", related=related))

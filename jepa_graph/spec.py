@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, field_validator, model_validator
 
 from .train_config import TrainConfig
 
@@ -20,7 +20,12 @@ NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
 # a block, or an exported output of a composite instance (`low.state`)
 BlockRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
-DimRef = Union[int, Annotated[str, Field(pattern=NAME_RE)]]  # integer literal or a named dim
+MAX_SIZE = 2**31 - 1  # int32: what torch kernels index with; past 2**63 torch cannot even hold the size
+# Sizes are strict ints: pydantic would read YAML `true` as 1 (JSON Schema's `integer` refuses it too)
+Size = Annotated[StrictInt, Field(ge=1, le=MAX_SIZE)]
+Count = Annotated[StrictInt, Field(ge=1)]
+DimRef = Union[Annotated[StrictInt, Field(le=MAX_SIZE)],  # a literal size (shapes check it is positive)
+               Annotated[str, Field(pattern=NAME_RE)]]  # or a named dim
 Shape = list[DimRef]
 
 KINDS = ("encoder", "predictor", "energy", "cost", "critic", "actor", "regularizer", "op", "composite")
@@ -49,7 +54,7 @@ class BoxDomain(Strict):
 
 
 class DiscreteDomain(Strict):
-    discrete: Annotated[int, Field(ge=2)]  # K values; fewer than 2 carries no information
+    discrete: Annotated[StrictInt, Field(ge=2, le=MAX_SIZE)]  # K values; fewer than 2 carries no information
 
 
 Domain = Union[Literal["real"], BoxDomain, DiscreteDomain]
@@ -60,7 +65,7 @@ class LatentInference(Strict):
     """Defaults for F(x, y) = min_z E(x, y, z)."""
 
     method: Literal["gradient", "enumerate", "cem", "sample"] = "gradient"
-    steps: Annotated[int, Field(ge=1)] = 20  # enough for a small latent to settle
+    steps: Count = 20  # enough for a small latent to settle
     lr: Annotated[float, Field(gt=0)] = 0.1
 
 
@@ -172,7 +177,7 @@ class WorldModel(Strict):
     predictor: BlockRef
     action: Name | None = None
     latent: Name | None = None
-    stride: Annotated[int, Field(ge=1)] = 1  # environment steps per predictor step
+    stride: Count = 1  # environment steps per predictor step
 
 
 class Level(WorldModel):
@@ -188,7 +193,7 @@ class Spec(Strict):
 
     name: Name
     description: str | None = None
-    dims: dict[Name, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    dims: dict[Name, Size] = Field(default_factory=dict)
     inputs: dict[Name, InputVar] = Field(default_factory=dict)
     latents: dict[Name, LatentVar] = Field(default_factory=dict)
     actions: dict[Name, ActionVar] = Field(default_factory=dict)

@@ -106,7 +106,8 @@ def _no_branch(prefix: tuple, branches: dict[str, list[dict]], raw: RawSpec) -> 
             forms.append(_FORMS.get(cls, f"a `{cls}` mapping"))
     where = ".".join(map(str, prefix)) or "the spec"
     value = next(iter(branches.values()))[0].get("input")
-    return Diagnostic(f"`{where}`: `{value}` is not valid here", raw.at(prefix), "write " + " or ".join(dict.fromkeys(forms)))
+    hint = "write " + " or ".join(dict.fromkeys(forms)) + (" (`true`/`false` are not numbers)" if isinstance(value, bool) else "")
+    return Diagnostic(f"`{where}`: `{_shown(value)}` is not valid here", raw.at(prefix), hint)
 
 
 def _dedupe(errors: list[dict]) -> list[dict]:
@@ -260,6 +261,13 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
         path = _value_path(path, text, raw.data)
         msg = f"`{'.'.join(map(str, path))}`: {text}"
         hint = _value_hint(msg)
+    elif kind == "less_than_equal" and err.get("ctx", {}).get("le") == S.MAX_SIZE:  # `obs: 99999999999999999999`
+        msg = f"`{where}` is {err.get('input')}; sizes go up to {S.MAX_SIZE:,}"
+        hint = "no tensor that large can be built; use a smaller size"
+    elif kind == "int_type" and isinstance(err.get("input"), bool):  # YAML `true` is not the number 1
+        msg = f"`{where}` is `{_shown(err['input'])}`, not a number"
+        hint = "dims and sizes are positive integers, e.g. `obs: 4`" if path[:1] == ("dims",) else \
+            "write a whole number; `true`/`false` are yes/no values"
     elif kind.startswith(("int_", "float_", "bool_", "greater_than", "less_than", "too_short", "too_long")):
         msg = f"`{where}`: {err['msg'].lower()}, got `{err.get('input')}`"
         hint = "dims and sizes are positive integers, e.g. `obs: 4`" if path[:1] == ("dims",) else \
@@ -280,6 +288,11 @@ def _value_path(path: tuple, msg: str, data: Any) -> tuple:
         return path
     words = [w.strip("`:,") for w in msg.split(": ", 1)[-1].split()]
     return next((path + (w,) for w in words if w in cur), path)
+
+
+def _shown(v: Any) -> str:
+    """A value as the spec file spells it (``true``, not Python's ``True``)."""
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _typename(v: Any) -> str:

@@ -102,6 +102,15 @@ BAD = [
     ("op", "apply_mask", {}, [f(4, 2), f(2)], "long"),
     ("op", "temporal_pool", {"stride": 3}, [f(4, 2)], "has 4 steps"),
     ("op", "layer_norm", {}, [TType(())], "not scalars"),
+    # a [B] scalar per sample has no feature axis to flatten: refused at compile time, not at run time
+    ("encoder", "mlp", {"out": 4}, [f()], "needs a vector per sample on input 0"),
+    ("predictor", "mlp", {"out": 4}, [f(4), f()], "needs a vector per sample on input 1"),
+    ("predictor", "mlp", {"out": 4}, [f(), f(2)], "needs a vector per sample on input 0"),
+    ("critic", "mlp", {}, [f()], "needs a vector per sample on input 0"),
+    ("actor", "mlp", {"out": 2}, [f()], "needs a vector per sample on input 0"),
+    ("cost", "l2", {}, [f()], "needs a vector per sample on input 0"),
+    ("cost", "box_penalty", {}, [f()], "needs a vector per sample on input 0"),
+    ("cost", "goal_distance", {}, [f(), f()], "needs a vector per sample on input 0"),
 ]
 
 
@@ -110,6 +119,28 @@ def test_shape_rule_rejects(kind, name, params, ins, match):
     block = jg.get_block(kind, name)
     with pytest.raises(ShapeMismatch, match=match):
         block.infer(_params(type(block), params), ins)
+
+
+def _with_scalars(ins: list[TType]) -> list[list[TType]]:
+    """The example's inputs with a [B] scalar on one float input, for each, then on all of them."""
+    floats = [i for i, t in enumerate(ins) if t.dtype == "float"]
+    one = [[TType(()) if j == i else t for j, t in enumerate(ins)] for i in floats]
+    return one + [[TType(()) if t.dtype == "float" else t for t in ins]] if floats else []
+
+
+@pytest.mark.parametrize("cls", BLOCKS, ids=lambda c: f"{c.kind}.{c.name}")
+def test_scalar_inputs_are_refused_or_run(cls):
+    """A scalar per sample (`shape: []`) either fails the shape rule (a located compile error) or
+    really runs, giving the shape the rule promised; never a run-time failure after validation."""
+    params, ins = cls.example()
+    block, p = jg.get_block(cls.kind, cls.name), _params(cls, params)
+    for bad in _with_scalars(ins):
+        try:
+            want = block.infer(p, bad)
+        except ShapeMismatch:
+            continue
+        out = block.build(p, bad)(*_inputs(block, p, bad))
+        assert tuple(out.shape) == ((B, *want.shape) if want.batched else ()), [str(t) for t in bad]
 
 
 def test_every_family_has_a_negative_case():

@@ -123,6 +123,19 @@ TABLE = [
     Bad("spec name that is a number", sub("name: tiny", "name: 12"), r"`name` must be text \(got a number `12`\)", "1:7"),
     Bad("objective weight not finite", sub("{E: 1.0,", "{E: .nan,"), r"objective term `E` has weight nan", "15:13"),
     Bad("python import path as type", sub("type: l2", "type: os.system"), r"`os\.system` is not a block type", "14:27"),
+    # sizes past int32 would pass pydantic and crash torch at build time; YAML `true` would be taken as 1
+    Bad("dim too big", sub("obs: 4,", "obs: 99999999999999999999,"),
+        r"`dims\.obs` is 99999999999999999999; sizes go up to 2,147,483,647", "2:13"),
+    Bad("shape entry too big", sub("x: {shape: [obs]}", "x: {shape: [99999999999999999999]}"),
+        r"`inputs\.x\.shape\.0` is 99999999999999999999; sizes go up to 2,147,483,647", "4:15"),
+    Bad("size parameter too big", sub("out: state}}\n  tgt", "out: 100000000000000000000000000}}\n  tgt"),
+        r"`enc` \(encoder\.mlp\) parameter `out`: 100000000000000000000000000 is too big; sizes go up to 2,147,483,647",
+        "11:70"),
+    Bad("dim that is true", sub("obs: 4,", "obs: true,"), r"`dims\.obs` is `true`, not a number", "2:13"),
+    Bad("shape entry that is true", sub("x: {shape: [obs]}", "x: {shape: [true]}"),
+        r"`inputs\.x\.shape\.0`: `true` is not valid here", "4:15"),
+    Bad("size parameter that is true", sub("out: state}}\n  tgt", "out: true}}\n  tgt"),
+        r"`enc` \(encoder\.mlp\) parameter `out`: `true` is not a number", "11:70"),
     # ---------------------------------------------------------------- names and references
     Bad("unknown block type", sub("type: l2", "type: l22"), r"unknown energy type `l22`", "14:27"),
     Bad("type of another kind", sub("type: l2", "type: mlp"), r"unknown energy type `mlp`", "14:27"),
@@ -185,6 +198,10 @@ TABLE = [
         "14:42"),
     Bad("shape mismatch from a block's width", sub("ema_of: enc, in: [y]}", "type: mlp, in: [y], with: {out: 6}}"),
         r"input 1, `tgt` gives \[B, 6\]", "14:42"),
+    Bad("scalar input into an MLP", sub("x: {shape: [obs]}", "x: {shape: []}"),
+        r"`enc` \(encoder\.mlp\) needs a vector per sample on input 0, `x` gives \[B\]", "11:40"),
+    Bad("scalar action into a predictor", sub("a: {shape: [act],", "a: {shape: [],"),
+        r"`pred` \(predictor\.mlp\) needs a vector per sample on input 1, `a` gives \[B\]", "13:48"),
     Bad("goal of another shape than the state", sub("objective:", "  c: {kind: cost, type: goal_distance, in: [pred, x]}\n"
                                                          "costs: {c: 1.0}\nobjective:"),
         r"`c` \(cost\.goal_distance\) compares a state and a goal of one shape: state is \[B, 8\], but the goal, `x` gives \[B, 4\]",
@@ -206,6 +223,17 @@ TABLE = [
     Bad("world_model predictor not on the encoder",
         add_block("p2: {kind: predictor, type: mlp, in: [x, a, z], with: {out: state}}").replace("predictor: pred,", "predictor: p2,"),
         r"predictor `p2` does not depend on encoder `enc`", "17:40"),
+    Bad("world_model predictor of another shape than the state",
+        add_block("p2: {kind: predictor, type: mlp, in: [enc, a, z], with: {out: 6}}").replace("predictor: pred,", "predictor: p2,"),
+        r"world_model: predictor `p2` gives \[B, 6\], but the state from encoder `enc` is \[B, 8\]", "17:40"),
+    Bad("level predictor of another shape than the state",
+        add_block("p2: {kind: predictor, type: mlp, in: [enc, a, z], with: {out: 6}}")
+        + "levels:\n  - {name: lo, encoder: enc, predictor: p2, action: a}\n",
+        r"level `lo`: predictor `p2` gives \[B, 6\], but the state from encoder `enc` is \[B, 8\]", "19:41"),
+    Bad("actor of another width than the action", add_block("act: {kind: actor, type: mlp, in: [enc], with: {out: 5}}"),
+        r"actor `act` gives \[B, 5\], but the world model's action `a` is \[B, 2\]", "15:56"),
+    Bad("actor bounds unlike the action's", add_block("act: {kind: actor, type: mlp, in: [enc], with: {out: act, bounds: [0, 9]}}"),
+        r"actor `act` gives actions in \[0, 9\], but action `a` is bounded to \[-1, 1\]", "15:69"),
     # ---------------------------------------------------------------- composite blocks
     Bad("unknown composite", add_block("lvl: {kind: composite, type: levle, in: [x]}"),
         r"unknown composite block `levle`", "15:32", files={"level.yaml": LEVEL}),
@@ -281,13 +309,33 @@ def test_error_in_a_composite_file_notes_which_use_loaded_it(tmp_path):
 
 def test_a_block_too_big_to_build_is_a_located_error():
     """Sizes that pass every check but cannot be allocated name the block, not torch's allocator."""
-    text = sub("with: {hidden: [16], out: state}}\n  tgt", "with: {hidden: [100000000000], out: state}}\n  tgt")
+    # each size is allowed (<= 2**31 - 1); the first weight, (1e9, 1e9) floats, is 4 EB
+    text = sub("with: {hidden: [16], out: state}}\n  tgt", "with: {hidden: [1000000000], out: state}}\n  tgt",
+               sub("obs: 4,", "obs: 1000000000,"))
     with pytest.raises(jg.SpecError) as info:
         jg.compile(jg.loads(text, "huge.yaml"))
     d = info.value.first
     assert str(d.loc) == "huge.yaml:11:3"
     assert d.message.startswith("`enc` (encoder.mlp) could not be built:") and "allocate" in d.message
     assert d.hint == "its sizes ask for more memory than this machine has; reduce them"
+
+
+def test_a_block_whose_sizes_overflow_torch_is_a_located_error(tmp_path, capsys):
+    """Sizes within bounds whose product (the flattened input) torch cannot even hold: exit 2, no traceback."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(sub("x: {shape: [obs]}", "x: {shape: [2147483647, 2147483647, 2147483647]}").replace(
+        "ema_of: enc, in: [y]", "ema_of: enc, in: [x]"))
+    jg.check(path)  # every check passes: each size is allowed
+    with pytest.raises(jg.SpecError) as info:
+        jg.compile(path)
+    d = info.value.first
+    assert str(d.loc) == f"{path}:11:3"
+    assert d.message.startswith("`enc` (encoder.mlp) is too big to build:")
+    assert d.hint.startswith("its sizes (or their product, the flattened input) overflow torch")
+    from jepa_graph.cli import main
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:11:3: error: `enc` (encoder.mlp) is too big to build" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------- several errors at once

@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
+from ..tensors import ShapeMismatch, TType, expect_float
+
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 _ACT = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU,
         "leaky_relu": nn.LeakyReLU}
@@ -26,6 +28,20 @@ def mlp_layers(dims: list[int], act: str = "relu", norm: bool = False, final_act
                 layers.append(nn.LayerNorm(dims[i + 1]))
             layers.append(activation(act))
     return layers
+
+
+def flat_in(ins: list[TType]) -> int:
+    """Features per sample once each input is flattened and all are concatenated: [B, ...] -> n.
+
+    Each input needs at least one dim per sample: a [B] scalar has no feature axis, and
+    ``flatten(1)`` or a Linear would fail on it at run time."""
+    for i, t in enumerate(ins):
+        expect_float(t, i)
+        if not t.batched or not t.shape:
+            raise ShapeMismatch(f"needs a vector per sample on input {i}", i, "[B, n]",
+                                "a scalar per sample has no feature axis: declare it with `shape: [1]`"
+                                if t.batched else "a regulariser's batch value is a term of the objective, not a tensor")
+    return sum(t.numel for t in ins)
 
 
 class MLP(nn.Sequential):

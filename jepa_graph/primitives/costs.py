@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from ..registry import BlockType, Params, register_block
-from ..tensors import SCALAR, ShapeMismatch, expect_float, vec
+from ..tensors import SCALAR, ShapeMismatch, vec
+from .common import flat_in
 from .energies import Distance
 
 
@@ -27,9 +28,8 @@ class GoalDistance(BlockType):
     input_names = ("state", "goal")
 
     def infer(self, p, ins):
+        flat_in(ins)  # Distance reduces over flatten(1): each needs a feature dim
         a, b = ins
-        expect_float(a, 0)
-        expect_float(b, 1)
         if a.shape != b.shape:
             raise ShapeMismatch(f"compares a state and a goal of one shape: state is {a}, but the goal", 1, str(a))
         return SCALAR
@@ -62,7 +62,7 @@ class CostL2(BlockType):
     Params = L2Params
 
     def infer(self, p, ins):
-        expect_float(ins[0], 0)
+        flat_in(ins)  # (B, ...) with at least one dim: the sum runs over flatten(1)
         return SCALAR
 
     def build(self, p, ins):
@@ -95,7 +95,7 @@ class CostBox(BlockType):
     Params = BoxParams
 
     def infer(self, p, ins):
-        expect_float(ins[0], 0)
+        flat_in(ins)
         if not p.lo < p.hi:
             raise ShapeMismatch("needs lo < hi", None, hint="e.g. `with: {lo: -1, hi: 1}`")
         return SCALAR

@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 
 from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import SCALAR, ShapeMismatch, TType, expect_float, vec
-from .common import MLP, Activation, Scale, activation, mlp_layers
+from ..tensors import SCALAR, ShapeMismatch, expect_float, vec
+from .common import MLP, Activation, Scale, activation, flat_in, mlp_layers
 
 
 class MLPParams(Params):
@@ -14,14 +14,6 @@ class MLPParams(Params):
     out: DimInt  # output width, usually a named dim such as `state`
     act: Activation = "relu"
     norm: bool = False  # LayerNorm before each hidden activation
-
-
-def _flat_in(ins: list[TType]) -> int:
-    for i, t in enumerate(ins):
-        expect_float(t, i)
-        if not t.batched:
-            raise ShapeMismatch(f"expects a per-sample tensor on input {i}", i, "[B, ...]")
-    return sum(t.numel for t in ins)
 
 
 @register_block("mlp", kind="encoder")
@@ -32,11 +24,11 @@ class EncoderMLP(BlockType):
     input_names = ("x",)
 
     def infer(self, p, ins):
-        _flat_in(ins)
+        flat_in(ins)
         return vec(p.out)
 
     def build(self, p, ins):
-        return MLP(mlp_layers([_flat_in(ins), *p.hidden, p.out], p.act, p.norm))
+        return MLP(mlp_layers([flat_in(ins), *p.hidden, p.out], p.act, p.norm))
 
     @classmethod
     def example(cls):
@@ -118,11 +110,11 @@ class CriticMLP(BlockType):
     input_names = ("state",)
 
     def infer(self, p, ins):
-        _flat_in(ins)
+        flat_in(ins)
         return SCALAR
 
     def build(self, p, ins):
-        return MLP(mlp_layers([_flat_in(ins), *p.hidden, 1], p.act), squeeze=True)
+        return MLP(mlp_layers([flat_in(ins), *p.hidden, 1], p.act), squeeze=True)
 
     @classmethod
     def example(cls):
@@ -144,13 +136,13 @@ class ActorMLP(BlockType):
     input_names = ("state",)
 
     def infer(self, p, ins):
-        _flat_in(ins)
+        flat_in(ins)
         if p.bounds is not None and not p.bounds[0] < p.bounds[1]:
             raise ShapeMismatch("needs bounds [lo, hi] with lo < hi", None, hint="e.g. `bounds: [-1, 1]`")
         return vec(p.out)
 
     def build(self, p, ins):
-        layers = mlp_layers([_flat_in(ins), *p.hidden, p.out], p.act)
+        layers = mlp_layers([flat_in(ins), *p.hidden, p.out], p.act)
         if p.bounds is not None:
             layers.append(nn.Tanh())
             if tuple(p.bounds) != (-1.0, 1.0):
