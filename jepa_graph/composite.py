@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import Diagnostic, SpecError, did_you_mean
 from .graph import Graph, Node, Ref, _mod
-from .spec import CompositeBlock, Spec
+from .spec import MAX_SIZE, CompositeBlock, Spec
 
 STDLIB = Path(__file__).resolve().parent.parent / "blocks"
 MAX_DEPTH = 16
@@ -200,8 +200,11 @@ class Inliner:
                                               at("blocks", name, "with", k), did_you_mean(k, sub_dims, "dims")))
             elif isinstance(v, str) and v in dims:
                 sub_dims[k] = dims[v]
-            elif isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+            elif isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIZE:
                 sub_dims[k] = v
+            elif isinstance(v, int) and not isinstance(v, bool) and v > MAX_SIZE:  # reported here, at the use
+                self.errors.append(Diagnostic(f"dim `{k}` of `{name}` is {v}; sizes go up to {MAX_SIZE:,}",
+                                              at("blocks", name, "with", k, key=False), "is a digit repeated?"))
             else:
                 self.errors.append(Diagnostic(f"dim `{k}` of `{name}` must be a positive integer or a dim name, got `{v}`",
                                               at("blocks", name, "with", k, key=False), did_you_mean(str(v), dims, "dims")))

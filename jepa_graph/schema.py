@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from .registry import list_blocks
-from .spec import NAME_RE, Spec
+from .spec import MAX_SIZE, NAME_RE, Spec
 
 SCHEMA_ID = "https://jepa-graph.dev/schema/spec.json"
 # a size written as an integer or as the name of one of the spec's dims (registry.DimInt)
-DIM_INT = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": NAME_RE}]}
+DIM_INT = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_SIZE}, {"type": "string", "pattern": NAME_RE}]}
 
 
 def json_schema() -> dict[str, Any]:
@@ -80,7 +80,8 @@ def _dims(node: Any) -> Any:
     if isinstance(node, dict):
         if node.get("type") == "integer" and "ge" in node:
             extra = {k: v for k, v in node.items() if k not in ("type", "ge")}
-            return {"anyOf": [{"type": "integer", "minimum": node["ge"]}, DIM_INT["anyOf"][1]], **extra}
+            return {"anyOf": [{"type": "integer", "minimum": node["ge"], "maximum": MAX_SIZE}, DIM_INT["anyOf"][1]],
+                    **extra}
         return {k: _dims(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_dims(v) for v in node]
