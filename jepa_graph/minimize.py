@@ -5,8 +5,8 @@ the objective lists are already in it; declared ones it does not list are added 
 always shapes inference). Methods (see :mod:`jepa_graph.search`):
 
 ============ =================================================================================
-gradient     Adam (default) or L-BFGS for ``steps`` steps from the latent encoder's guess, a
-             given ``init``, or the prior's mode; projected onto box domains; ``restarts``
+gradient     Adam (default) or per-sample L-BFGS for ``steps`` steps from the latent encoder's
+             guess, a given ``init``, or the prior's mode; projected onto box domains; ``restarts``
 enumerate    every value of the discrete latents in one batched pass (continuous latents beside
              them are minimised by gradient for each value)
 cem          cross-entropy method with ``samples`` candidates and ``elites`` per step
@@ -59,12 +59,14 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
         method: "gradient" | "enumerate" | "cem" | "sample"; None takes the latents' declared
             ``inference.method`` (enumerate when all of them are discrete).
         steps, lr: descent steps / CEM rounds and step size; default from the latent's spec.
-        optimizer: "adam" or "lbfgs" (lr defaults to 1.0 for L-BFGS). Adam moves every sample on
-            its own (a result does not depend on the rest of the batch); L-BFGS runs one
-            strong-Wolfe line search on the batch's summed energy, so its step sizes, and with them
-            each sample's result, depend on the batch. For L-BFGS ``steps`` counts outer
-            iterations; each may evaluate the energy up to 25 times in its line search. L-BFGS wants
-            a smooth energy: at the kink of an L1 R(z) it stalls where Adam does not.
+        optimizer: "adam" or "lbfgs" (lr defaults to 1.0 for L-BFGS: its first trial step).
+            Both move every sample (and restart) on its own: a result does not depend on the rest
+            of the batch. L-BFGS keeps a curvature history and a backtracking line search per
+            sample; ``steps`` counts its outer iterations, each evaluating the energy and its
+            gradient once per trial step (once when every sample takes its first, at most 10), and
+            it stops early once every sample has converged. L-BFGS wants a smooth energy: at the
+            kinks of an L1 R(z) or a ReLU it stalls, spending all 10 trials a step, where Adam
+            does not.
         restarts: starting points per sample for gradient descent (the first is ``init``).
         samples, elites: candidates per sample (cem, sample) and how many refit CEM.
         init: start point (B, *shape), or a dict by latent name; else the latent's encoder, else 0.

@@ -1,12 +1,14 @@
 """The searches behind :func:`jepa_graph.minimize_energy`, each over a batch of B samples at once.
 
 Every search lays its candidates out as rows ``c * B + b`` (candidate ``c`` of sample ``b``), runs
-them through one :class:`~jepa_graph.latents.EnergyFn` call per step, and keeps, per sample, the
-lowest energy it has seen and where:
+them all through each :class:`~jepa_graph.latents.EnergyFn` call, and keeps, per sample, the
+lowest energy among the points it offers (L-BFGS: each row's last iterate; the others: every
+point evaluated) and where:
 
 =========== ===================================================================================
 descend     discrete latents enumerated (every combination of values), continuous ones moved by
-            Adam or L-BFGS from ``restarts`` starting points, projected onto their box each step
+            Adam or L-BFGS from ``restarts`` starting points, projected onto their box each step;
+            every row on its own (L-BFGS keeps a curvature history and line search per row)
 cem         cross-entropy method: Gaussian (continuous) and categorical (discrete) proposals
             refitted to the ``elites`` best of ``samples`` candidates, ``steps`` times
 sample      ``samples`` random candidates from the prior (the start point among them)
@@ -62,7 +64,17 @@ def _tile(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
 
 def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: int, lr: float,
             optimizer: str = "adam", restarts: int = 1, generator=None, device=None) -> Best:
-    """Enumerate discrete latents; minimise continuous ones by projected gradient descent."""
+    """Enumerate discrete latents; minimise continuous ones by projected Adam or per-row L-BFGS.
+
+    ``steps`` counts outer iterations; each row's result is independent of the other rows. Adam
+    costs one energy-and-gradient evaluation of all rows per step, and one energy evaluation at
+    the end; every point it visits may become z*. L-BFGS (:func:`_lbfgs`) costs one evaluation at
+    the start, then per step one for each trial step of its line search (one when every row takes
+    its first trial, at most ``_LS_TRIES`` = 10), and stops early once every row has converged; z*
+    is each row's last iterate.
+    """
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
     cont = [s for s in spaces if not s.discrete]
     M, disc = combinations(spaces, device)
     R = restarts if cont else 1
@@ -76,46 +88,143 @@ def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: 
         fn.step = 0
         best.update(fn(fixed), fixed)
         return best
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in starts.items()}
+
+    def record(e: torch.Tensor, zs: Z) -> None:
+        # a guard: only points inside their box may become z* (both optimisers project first)
+        best.update(torch.where(_inside(zs, cont), e.detach(), math.inf), {**fixed, **zs})
+
     with torch.enable_grad():  # z needs gradients even when the caller runs under no_grad
-
-        def evaluate() -> torch.Tensor:
-            e = fn({**fixed, **params})
-            # L-BFGS's line search tries points before they are projected: only feasible ones count
-            best.update(torch.where(_inside(params, cont), e.detach(), math.inf), {**fixed, **params})
-            return e
-
-        def set_grads(e: torch.Tensor) -> None:
-            grads = torch.autograd.grad(e.sum(), list(params.values()))  # weights get no .grad
-            for p, gr in zip(params.values(), grads):
-                p.grad = gr.contiguous()  # a slice of a concat's gradient is strided; L-BFGS views it flat
-
-        if optimizer == "adam":
+        if optimizer == "adam":  # every point visited may be z*: Adam does not descend monotonically
+            params = {k: v.detach().clone().requires_grad_(True) for k, v in starts.items()}
             opt = torch.optim.Adam(list(params.values()), lr=lr)
             for i in range(steps):
                 fn.step = i
-                set_grads(evaluate())
+                e = fn({**fixed, **params})
+                record(e, params)
+                grads = torch.autograd.grad(e.sum(), list(params.values()))  # weights get no .grad
+                for p, gr in zip(params.values(), grads):
+                    p.grad = gr
                 opt.step()
                 _project(params, cont)
-        elif optimizer == "lbfgs":
-            # max_iter=1 per outer step so each step can be projected; the curvature history persists
-            opt = torch.optim.LBFGS(list(params.values()), lr=lr, max_iter=1, line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                e = evaluate()
-                set_grads(e)
-                return e.sum().detach()
-
-            for i in range(steps):
-                fn.step = i
-                opt.step(closure)
-                _project(params, cont)
-        else:
-            raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-    fn.step = steps
-    with torch.no_grad():
-        best.update(fn({**fixed, **params}), {**fixed, **params})
+            fn.step = steps
+            with torch.no_grad():
+                record(fn({**fixed, **params}), params)
+        else:  # the last iterate: the lowest point the row accepted, the most converged of equals
+            flat = _Flat(cont, starts)
+            x, f = _lbfgs(fn, lambda x: fn({**fixed, **flat.unpack(x)}), flat, steps=steps, lr=lr)
+            record(f, flat.unpack(x))
     return best
+
+
+class _Flat:
+    """The continuous latents of every row as one (rows, d) matrix ``x``, with the box ``lo``, ``hi`` (d,)."""
+
+    def __init__(self, spaces: list[LatentSpace], starts: Z):
+        self.spaces, self.sizes = spaces, [math.prod(s.shape) for s in spaces]
+        self.x = torch.cat([starts[s.arg].detach().flatten(1) for s in spaces], 1)
+        self.lo = torch.cat([torch.full((n,), s.lo) for s, n in zip(spaces, self.sizes)]).to(self.x)
+        self.hi = torch.cat([torch.full((n,), s.hi) for s, n in zip(spaces, self.sizes)]).to(self.x)
+
+    def unpack(self, x: torch.Tensor) -> Z:
+        return {s.arg: c.reshape(-1, *s.shape) for s, c in zip(self.spaces, x.split(self.sizes, 1))}
+
+
+# L-BFGS: pairs kept per row, line-search trials per step, Armijo's c1, the rounding allowance of the
+# approximate Wolfe test (relative to |f|), the smallest curvature s'y kept, a vanished gradient
+_HISTORY, _LS_TRIES, _C1, _F_EPS, _CURV_EPS, _GRAD_TOL = 10, 10, 1e-4, 1e-6, 1e-10, 1e-7
+
+
+def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected L-BFGS from ``flat.x``, every row (candidate) on its own, all rows batched.
+
+    Each row has its own last ``_HISTORY`` (s, y) pairs (tensors (m, rows, d); a pair with
+    s'y <= ``_CURV_EPS`` is skipped), its own two-loop recursion and scaling gamma = s'y / y'y,
+    and its own backtracking line search: every trial evaluates all rows at once, each row taking
+    its own first step with sufficient decrease (Armijo, or Hager-Zhang's approximate Wolfe where
+    rounding hides the decrease near a minimum) and the others shrinking theirs by quadratic
+    interpolation. The first trial step is ``lr`` (with no history, along -g, one that moves the
+    row at most ``lr`` in L1 norm). Coordinates a bound holds against their gradient stay put for the step and trial
+    points are projected onto the box, so every point is feasible. A row whose search fails forgets
+    its history and next tries steepest descent; one whose steepest descent fails, or whose
+    gradient vanishes, is done (stops moving). ``energy`` maps (rows, d) to (rows,).
+
+    Returns each row's last iterate (rows, d) and its energy (rows,)."""
+    lo, hi, x = flat.lo, flat.hi, flat.x
+    N, d = x.shape
+    S, Y, rho = x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N)
+    gamma = x.new_ones(N)
+
+    def f_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_(True)
+        e = energy(x)
+        return e.detach(), torch.autograd.grad(e.sum(), x)[0]  # (N,), (N, d); weights get no .grad
+
+    fn.step = 0
+    f, g = f_and_grad(x)
+    done = ~(torch.isfinite(f) & torch.isfinite(g).all(1))  # (N,) rows that no longer move
+    for i in range(steps):
+        fn.step = i
+        free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # (N, d) not held by the box
+        gf = g * free
+        done |= gf.abs().amax(1) <= _GRAD_TOL
+        if done.all():
+            break
+        p = -_two_loop(gf, S, Y, rho, gamma) * free
+        dg = (gf * p).sum(1)  # f'(0) along p
+        fresh = ~(dg < 0) | (rho == 0).all(0)  # no history, or its direction does not go down
+        rho[:, fresh] = 0.0
+        p = torch.where(fresh[:, None], -gf, p)
+        dg = torch.where(fresh, -(gf * gf).sum(1), dg)
+        t = torch.where(fresh, lr * (1.0 / gf.abs().sum(1)).clamp(max=1.0), torch.full_like(f, lr))
+        pending = ~done
+        xn, fn_, gn = x, f, g  # each row's accepted point; the current one until it accepts
+        for _ in range(_LS_TRIES):
+            xt = torch.where(pending[:, None], (x + t[:, None] * p).clamp(lo, hi), xn)
+            e, gt = f_and_grad(xt)
+            drop, slope = (g * (xt - x)).sum(1), (gt * (xt - x)).sum(1)  # t f'(0), t f'(t) along the step
+            armijo = e <= f + _C1 * drop
+            wolfe = (e <= f + _F_EPS * f.abs()) & (slope >= 0.9 * drop) & (slope <= -0.8 * drop)
+            ok = pending & (drop < 0) & (armijo | wolfe)
+            xn, fn_, gn = torch.where(ok[:, None], xt, xn), torch.where(ok, e, fn_), torch.where(ok[:, None], gt, gn)
+            pending &= ~ok
+            if not pending.any():
+                break
+            t = torch.where(pending, _backtrack(t, f, e, dg), t)
+        s, y = xn - x, gn - g
+        sy = (s * y).sum(1)
+        keep = ~done & ~pending & (sy > _CURV_EPS)  # moved, with positive curvature along the step
+        if keep.any():  # the newest pair goes last; a row that keeps none keeps its history as it was
+            S = torch.where(keep[None, :, None], torch.cat([S[1:], s[None]]), S)
+            Y = torch.where(keep[None, :, None], torch.cat([Y[1:], y[None]]), Y)
+            rho = torch.where(keep[None], torch.cat([rho[1:], (1.0 / sy)[None]]), rho)
+            gamma = torch.where(keep, sy / (y * y).sum(1), gamma)
+        done |= pending & fresh  # not even steepest descent goes lower: a minimum, to precision
+        rho[:, pending] = 0.0
+        x, f, g = xn, fn_, gn
+        done |= ~(torch.isfinite(f) & torch.isfinite(g).all(1))
+    return x, f
+
+
+def _two_loop(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, rho: torch.Tensor,
+              gamma: torch.Tensor) -> torch.Tensor:
+    """H g (N, d) per row, H the L-BFGS inverse Hessian of pairs ``S``, ``Y`` (m, N, d) with
+    ``rho`` = 1 / s'y (m, N), newest last, and H0 = gamma I (N,). A slot with rho = 0 is empty."""
+    q, alpha = g.clone(), [None] * len(S)
+    for j in reversed(range(len(S))):
+        alpha[j] = rho[j] * (S[j] * q).sum(1)
+        q -= alpha[j][:, None] * Y[j]
+    r = gamma[:, None] * q
+    for j in range(len(S)):
+        r += S[j] * (alpha[j] - rho[j] * (Y[j] * r).sum(1))[:, None]
+    return r
+
+
+def _backtrack(t: torch.Tensor, f0: torch.Tensor, ft: torch.Tensor, dg: torch.Tensor) -> torch.Tensor:
+    """The next trial step per row: the minimum of the quadratic through f(0) = f0, f'(0) = dg and
+    f(t) = ft, kept within [0.1 t, 0.5 t] (0.1 t when ft is not finite)."""
+    curv = ft - f0 - dg * t
+    tq = torch.where(torch.isfinite(curv) & (curv > 0), -dg * t * t / (2 * curv), 0.1 * t)
+    return torch.minimum(torch.maximum(tq, 0.1 * t), 0.5 * t)
 
 
 def _inside(params: Z, spaces: list[LatentSpace]) -> torch.Tensor:
