@@ -142,10 +142,8 @@ def _scene(obj: Any, opts: Options, search_path):
     try:
         g = check(spec, search_path)
     except SpecError as e:
-        from .broken import from_data
-        raw = spec.source
-        data = raw.data if raw is not None else spec.model_dump(by_alias=True, exclude_none=True)
-        return from_data(data, e.diagnostics, raw), None
+        from .broken import from_spec
+        return from_spec(spec, e.diagnostics, search_path, opts.params), None
     need_model = opts.params or opts.program
     model = meta_model(g) if need_model else None
     return from_graph(g, param_counts(model) if model is not None and opts.params else None), model
@@ -165,12 +163,14 @@ def _broken_file(path, err: SpecError) -> Scene:
 def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
     emph = Emphasis()
     for name in opts.highlight:
-        if name in sc.where or name in sc.clusters:
-            emph.marked.add(name)
-            emph.marked.update(sc.clusters[name].members if name in sc.clusters else ())
+        node = _resolve(sc, name)
+        if node is not None:
+            emph.marked.add(node)
+            emph.marked.update(sc.clusters[node].members if node in sc.clusters else ())
             continue
+        dotted = [f"{k.replace('/', '.')}.{o}" for k, c in sc.clusters.items() for o in c.outputs]
         raise SpecError(f"--highlight: `{name}` is not a block of `{sc.name}`",
-                        hint=did_you_mean(name, list(sc.where) + list(sc.clusters), "blocks"))
+                        hint=did_you_mean(name, list(sc.where) + list(sc.clusters) + dotted, "blocks"))
     if opts.program:
         if model is None:  # a spec with errors has no programs; still draw the errors
             emph.note = f"program `{opts.program}` not shown: the spec does not compile"
@@ -182,6 +182,23 @@ def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
         emph.used, emph.given = program_nodes(model, opts.program)
         emph.note = f"program `{opts.program}`: blue = computed" + (", dashed blue = given as input" if emph.given else "")
     return emph
+
+
+def _resolve(sc: Scene, name: str) -> str | None:
+    """The graph node or cluster ``name`` means: itself, or a dotted reference as specs write it,
+    ``low.pred`` (output ``pred`` of composite ``low``; ``outer.first.out`` for nested ones)."""
+    if name in sc.where or name in sc.clusters:
+        return name
+    head, _, tail = name.partition(".")
+    while tail:
+        c = sc.clusters.get(head)
+        if c is not None and c.kind == "composite":
+            out, _, rest = tail.partition(".")
+            if out in c.outputs and not rest:
+                return c.outputs[out] if c.outputs[out] in sc.where else None
+        nxt, _, tail = tail.partition(".")  # `outer.first`: the nested instance `outer/first`
+        head = f"{head}/{nxt}"
+    return head if head in sc.clusters else None
 
 
 class _CallableModule(types.ModuleType):

@@ -53,12 +53,16 @@ def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.D
     for it in items.values():
         tree.setdefault(it.cluster, []).append(it)
     _emit(dot, (), tree, sc, opts, emph)
+    _stack_levels(dot, items, edges, sc, opts)
     if opts.legend:
         from .legend import legend_graph
         dot.subgraph(legend_graph(opts.rankdir))
     for e in edges:
         out_side, in_side = _SIDES[opts.rankdir]
-        dot.edge(_end(e.src, e.src_port, out_side), _end(e.dst, e.dst_port, in_side), **_edge_attrs(e, opts, emph))
+        a = _edge_attrs(e, opts, emph)
+        if "label" in a:
+            a.update(_label_room(items[e.src].cluster, items[e.dst].cluster))
+        dot.edge(_end(e.src, e.src_port, out_side), _end(e.dst, e.dst_port, in_side), **a)
     return dot
 
 
@@ -80,11 +84,10 @@ def _collapse(sc: Scene, depth: int | None) -> tuple[dict[str, Item], list[Edge]
             c = sc.clusters[key]
             outer = it.cluster[:it.cluster.index(key)]
             inner = [x for x in sc.items.values() if key in x.cluster]
-            blocks = sum(len(x.uses) for x in inner if x.kind not in N.VAR_KINDS)
-            counted = [x.params for x in inner if x.params is not None]
-            items[key] = Item(key, "composite", c.label, f"{blocks} blocks", list(c.members), outer,
-                              params=sum(counted) if counted else None,
-                              error=next((x.error for x in inner if x.error), None))
+            # blocks written inside, not uses drawn inside: a shared module used outside counts
+            # once here and is drawn where its uses are (scene), with its own edges
+            items[key] = Item(key, "composite", c.label, f"{c.blocks} blocks", list(c.members), outer,
+                              params=c.params, error=c.error or next((x.error for x in inner if x.error), None))
     out, seen = [], set()
     for e in sc.edges:
         s, d = alias.get(e.src, e.src), alias.get(e.dst, e.dst)
@@ -92,7 +95,7 @@ def _collapse(sc: Scene, depth: int | None) -> tuple[dict[str, Item], list[Edge]
             continue  # inside one collapsed composite
         e2 = replace(e, src=s, dst=d, src_port=None if s != e.src else e.src_port,
                      dst_port=None if d != e.dst else e.dst_port)
-        key = (e2.src, e2.src_port, e2.dst, e2.dst_port, e2.kind)
+        key = (e2.src, e2.src_port, e2.dst, e2.dst_port, e2.kind, e2.error)
         if key not in seen:
             seen.add(key)
             out.append(e2)
@@ -114,6 +117,12 @@ def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts
             attrs["class"] = f"cluster {c.kind}"
             if key in emph.marked:
                 attrs.update(color=N.HIGHLIGHT_COLOR, penwidth="3")
+            if c.error:  # an error located on the composite block itself (its `with:`, say)
+                esc = html.escape
+                attrs.update(color=N.ERROR_COLOR, penwidth="2.2", tooltip=c.error.replace("\n", " "),
+                             label=f'<{esc(c.label)}<br/><font point-size="9" color="{N.ERROR_COLOR}">'
+                                   f'{_wrap(c.error, "<br/>", 48, esc)}</font>>')
+                attrs["class"] += " error"
             sub.attr(**attrs)
             _emit(sub, path + (key,), tree, sc, opts, emph)
 
@@ -128,16 +137,21 @@ def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
     if it.ema:
         a["style"] += ",dashed"
     faded = emph.used is not None and not (emph.used | emph.given) & set(it.uses)
-    a["label"] = _label(it, g, opts, faded)
+    a["label"] = _label(it, g, opts, faded, emph)
+    shared = len(it.uses) > 1 and it.kind != "composite"
     classes = ["var" if it.kind in N.VAR_KINDS else "block", it.kind] + (["ema"] if it.ema else [])
-    if len(it.uses) > 1 and it.kind != "composite":
+    if shared:
         classes.append("shared")
     if emph.used is not None:
+        # a shared module: its cells (one per use) carry the colour, since one use may be
+        # computed while another is only given (act on lecun_agent); the outline stays plain
         if emph.used & set(it.uses):
-            a.update(color=N.HIGHLIGHT_COLOR, penwidth="2.6")
+            if not shared:
+                a.update(color=N.HIGHLIGHT_COLOR, penwidth="2.6")
             classes.append("used")
         elif emph.given & set(it.uses):
-            a.update(color=N.HIGHLIGHT_COLOR, penwidth="2", style=a["style"] + ",dashed")
+            if not shared:
+                a.update(color=N.HIGHLIGHT_COLOR, penwidth="2", style=a["style"] + ",dashed")
             classes.append("given")
         else:
             a.update(N.FADED)
@@ -152,48 +166,67 @@ def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
     return a
 
 
-def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False) -> str:
+def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False, emph: Emphasis | None = None) -> str:
     esc = html.escape
     if it.kind in N.VAR_KINDS or it.kind == "missing":
         return f"<{esc(it.title)}>"
-    line = " \u00b7 ".join(esc(b) for b in (g.tag, it.detail) if b)
+    tag = g.tag if it.tag is None else it.tag
+    line = " \u00b7 ".join(esc(b) for b in (tag, it.detail) if b)
     count = f"{N.human(it.params)} params" if opts.params and it.params else ""
     # a long detail ("EMA of context_encoder · vit") puts the count on its own line: narrower boxes
     small = line + ("<br/>" if len(line) > 24 else " \u00b7 ") + count if line and count else line or count
     grey = N.FADED["fontcolor"] if faded else "#444444"
     small_html = f'<font point-size="9" color="{grey}">{small}</font>' if small else ""
+    # a thin spacer line: the bold title's descenders (an underscore) clear the second line
+    gap = '<br/><font point-size="3"> </font><br/>'
     err = ""
     if it.error:
         err = f'<br/><font point-size="9" color="{N.ERROR_COLOR}">{_wrap(it.error, "<br/>", 36, esc)}</font>'
     if len(it.uses) > 1 and it.kind != "composite":
         # one module, several uses: one cell (port) per use, so edges show which use they feed
         # edges run through the cells, so the title sits beside them (vertical flow) or above them
-        cells = [f'<td port="u{i}" bgcolor="#ffffff">{esc(u.rsplit("/", 1)[-1])}</td>' for i, u in enumerate(it.uses)]
+        cells = [_cell(i, u, emph, esc) for i, u in enumerate(it.uses)]
         title = f'<td border="0"><b>{esc(it.title)}</b> (shared \u00d7{len(cells)})' \
-                f'{"<br/>" + small_html if small_html else ""}{err}</td>'
+                f'{gap + small_html if small_html else ""}{err}</td>'
         rows = f"<tr>{title}{''.join(cells)}</tr>" if opts.rankdir in ("TB", "BT") \
             else f"<tr>{title}</tr>" + "".join(f"<tr>{c}</tr>" for c in cells)
         return f'<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">{rows}</table>>'
-    return f"<<b>{esc(it.title)}</b>{'<br/>' + small_html if small_html else ''}{err}>"
+    return f"<<b>{esc(it.title)}</b>{gap + small_html if small_html else ''}{err}>"
+
+
+def _cell(i: int, use: str, emph: Emphasis | None, esc) -> str:
+    """The table cell (port ``u<i>``) of one use of a shared module, coloured by ``--program``."""
+    text, attrs = esc(use.rsplit("/", 1)[-1]), 'bgcolor="#ffffff"'
+    if emph is not None and emph.used is not None:
+        if use in emph.used:
+            attrs += f' color="{N.HIGHLIGHT_COLOR}" border="3"'
+        elif use in emph.given:
+            attrs += f' color="{N.HIGHLIGHT_COLOR}" border="2" style="dashed"'
+        else:
+            attrs += f' color="{N.FADED["color"]}"'
+            text = f'<font color="{N.FADED["fontcolor"]}">{text}</font>'
+    return f'<td port="u{i}" {attrs}>{text}</td>'
 
 
 # ------------------------------------------------------------------------------------ edges
 def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
     a = dict(N.STROKES[e.kind].attrs)
     lines = []
-    if e.kind == "error":
-        lines.append(_wrap(e.label, "\\n", 40))
-    elif e.kind in ("ema", "amortize"):
+    if e.kind in ("ema", "amortize"):
         lines.append(e.label)
     else:
         if opts.shapes and e.shape:
             lines.append(e.shape)
         if e.kind == "stop_grad":
             lines.append("stop-grad")
+    a["class"] = e.kind
+    if e.error:  # red over the kind's own marks: a stop-gradient keeps its bar and its text
+        a.update(N.STROKES["error"].attrs)
+        lines.append(_wrap(e.error, "\\n", 40))
+        a["class"] = "error" if e.kind == "data" else f"error {e.kind}"
     if lines:
         a["label"] = "\\n".join(lines)  # DOT's escaped line break: the source stays one line per statement
-    a["class"] = e.kind
-    if emph.used is not None and e.kind != "error":
+    if emph.used is not None and not e.error:
         src_ok = e.uses[0] in emph.used or e.uses[0] in emph.given
         if src_ok and e.uses[1] in emph.used and e.kind not in ("ema", "amortize"):
             a.update(color=N.HIGHLIGHT_COLOR, penwidth="2")
@@ -202,6 +235,43 @@ def _edge_attrs(e: Edge, opts: Options, emph: Emphasis) -> dict[str, str]:
             a.update(color="#d0d0d0", fontcolor="#c0c0c0")
             a["class"] += " faded"
     return a
+
+
+def _label_room(tail: tuple[str, ...], head: tuple[str, ...]) -> dict[str, str]:
+    """Extra ranks for a labelled edge that crosses a cluster border.
+
+    ``dot`` keeps an edge's label off nodes, and off clusters the edge does not touch, but not
+    off the border of a cluster it enters or leaves (h_jepa's labels sat on them). A rank more
+    gives the label room beside the border; between two top-level clusters (two hierarchy
+    levels, stacked) the label sits in the gap between them unless it gets two. This is a
+    nudge, not a guarantee: top to bottom, an edge running down a cluster's side can still
+    have its label over that side (h_jepa expanded, TB: two labels)."""
+    if tail == head:
+        return {}
+    return {"minlen": "3" if tail and head and tail[0] != head[0] else "2"}
+
+
+def _stack_levels(dot: graphviz.Digraph, items: dict[str, Item], edges: list[Edge], sc: Scene, opts: Options) -> None:
+    """Top to bottom (or upward), hierarchy levels stack in rank order: level k+1 after level k.
+
+    Left to right they already stack across ranks; along ranks ``dot`` sets a level beside the
+    one below whenever their ranks overlap. An invisible edge from each last node of level k
+    (none of its successors is in level k) to each first node of level k+1 puts every node of
+    level k+1 on a later rank than every node of level k, so the level clusters stack."""
+    if opts.rankdir not in ("TB", "BT"):
+        return
+    level = {}
+    for it in items.values():
+        lv = next((k for k in it.cluster if sc.clusters[k].kind == "level"), None)
+        if lv is not None:
+            level[it.id] = int(lv.split(":", 1)[1])
+    inner = [(e.src, e.dst) for e in edges if e.src in level and level[e.src] == level.get(e.dst)]
+    has_next, has_prev = {s for s, _ in inner}, {d for _, d in inner}
+    ks = sorted(set(level.values()))
+    for lo, hi in zip(ks, ks[1:]):
+        for a in (i for i, k in level.items() if k == lo and i not in has_next):
+            for b in (i for i, k in level.items() if k == hi and i not in has_prev):
+                dot.edge(a, b, style="invis", weight="0", **{"class": "level_order"})
 
 
 def _graph_label(sc: Scene, emph: Emphasis) -> str:

@@ -24,7 +24,9 @@ composite       3-D box                                      a collapsed composi
 EMA targets keep their kind's glyph with a dashed outline; a dashed grey edge labelled with the
 momentum runs from the source to the target. Stop-gradient edges end in a bar at their tail
 (where gradient would have flowed back) and say ``stop-grad``. A module used twice (``share:``)
-is one node with one cell per use.
+is one node with one cell per use. A latent's capacity term R(z) (objective term ``z.l1``) is a
+regulariser box tagged ``R(z)``, fed by the latent. The offending edge of a spec with errors is
+red over its own marks (a stop-gradient keeps its bar and ``stop-grad``).
 """
 from __future__ import annotations
 
@@ -45,12 +47,15 @@ class Glyph:
     style: str = "filled"
     peripheries: int = 1
     penwidth: float = 1.2
+    margin: str | None = None  # label margin (inches, "x,y") when the default is too tight
 
     def attrs(self) -> dict[str, str]:
         a = {"shape": self.shape, "style": self.style, "fillcolor": self.fill, "color": self.border,
              "penwidth": f"{self.penwidth:g}"}
         if self.peripheries > 1:
             a["peripheries"] = str(self.peripheries)
+        if self.margin:
+            a["margin"] = self.margin
         return a
 
 
@@ -66,7 +71,7 @@ GLYPHS: dict[str, Glyph] = {
                 penwidth=1.0),
     "energy": Glyph("box", "#f4cccc", "#cc0000", "E", "energy term D (red box)", penwidth=1.6),
     "regularizer": Glyph("box", "#fbe3e3", "#cc0000", "R", "regulariser term (red box, cut corners)",
-                         style="filled,diagonals", penwidth=1.6),
+                         style="filled,diagonals", penwidth=1.6, margin="0.17,0.05"),  # text clears the cut corners
     "cost": Glyph("box", "#ea9999", "#990000", "IC", "intrinsic cost, fixed (dark red box)", penwidth=1.6),
     "critic": Glyph("box", "#f4cccc", "#990000", "TC", "critic, trainable cost (red box, double outline)",
                     peripheries=2, penwidth=1.6),
