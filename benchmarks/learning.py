@@ -1,11 +1,11 @@
 """Does training learn? Three checks on the built-in procedural data, each against a baseline.
 
-* ``ijepa``: I-JEPA (``specs/ijepa.yaml``) on shapes images with multi-block masks. Frozen
+* ``ijepa``: I-JEPA (``specs/ijepa.jepa``) on shapes images with multi-block masks. Frozen
   features (the target encoder's tokens: average-pooled, as in I-JEPA's evaluation, and all
   tokens concatenated) get a linear probe for the shape class (ridge classifier, accuracy) and
   the shape's centre (ridge regression, R^2) on held-out images (4096 train, 1024 test); the
   baseline is the same encoder at its random init.
-* ``vicreg``: VICReg (``specs/vicreg.yaml``) on two augmented views; the same probes on the
+* ``vicreg``: VICReg (``specs/vicreg.jepa``) on two augmented views; the same probes on the
   encoder's output, against its random init.
 * ``two_rooms``: the Two Rooms world model (``specs/two_rooms.yaml``). From held-out
   trajectories, s_0 = enc(x_0) is rolled forward s_{t+1} = pred(s_t, a_t, z = 0) and compared
@@ -137,8 +137,8 @@ def main() -> None:
         for k in ("model", "copy_last"):
             print(f"| {k} | " + " | ".join(f"{v:.3f}" for v in r["error"][k]) + " |")
         return
-    spec, feat, lr = {"ijepa": ("ijepa.yaml", IJEPA_FEATURES, 1e-3),
-                      "vicreg": ("vicreg.yaml", VICREG_FEATURES, 1e-3)}[args.check]
+    spec, feat, lr = {"ijepa": ("ijepa.jepa", IJEPA_FEATURES, 1e-3),
+                      "vicreg": ("vicreg.jepa", VICREG_FEATURES, 1e-3)}[args.check]
     r = run_image(spec, args.steps, args.batch, args.lr or lr, feat, args.save)
     print(f"{args.check}: {r['steps']} steps x {r['batch']} in {r['train_s']} s; loss {r['loss_first']:.3f} -> "
           f"{r['loss_last']:.3f}")

@@ -144,7 +144,7 @@ def main() -> None:
     random.seed(0)
     print("| spec | device | batch | compiled steps/s | hand-written steps/s | ratio (compiled / hand) |")
     print("|---|---|---|---|---|---|")
-    for spec, hand, source in (("ijepa.yaml", HandIJepa, "shapes"), ("two_rooms.yaml", HandWorldModel, "two_rooms")):
+    for spec, hand, source in (("ijepa.jepa", HandIJepa, "shapes"), ("two_rooms.yaml", HandWorldModel, "two_rooms")):
         r = bench(spec, hand, source, args.batch, args.device, args.rounds, args.steps, args.wall)
         print(f"| {r['spec']} | {args.device} | {r['batch']} | {r['compiled']:.1f} | {r['hand']:.1f} | {r['ratio']:.3f} |",
               flush=True)

@@ -4,7 +4,7 @@
    (blocks, parameters, output shapes, forward time).
 2. The Two Rooms world model (``specs/two_rooms.yaml``) trains on locally generated trajectories;
    its multi-step prediction error in latent space is compared with copying the last state.
-3. The fork in the road (``specs/fork.yaml``): trained on a bimodal future, the latent model's two
+3. The fork in the road (``specs/fork.jepa``): trained on a bimodal future, the latent model's two
    modes land on the two branches, while the same model without a latent predicts their average.
 
 ``--quick`` runs part 1 only.
@@ -91,7 +91,7 @@ def fork(steps: int) -> None:
     from .minimize import free_energy, loss_with_latents
     from .modes import predict_modes
     models = {}
-    for name in ("fork.yaml", "fork_no_latent.yaml"):
+    for name in ("fork.jepa", "fork_no_latent.jepa"):
         model = compile(SPECS / name, seed=0)
         latent = bool(model.spec.latents)
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)

@@ -102,8 +102,12 @@ class Lowering:
             if n.op == "port":
                 env[n.name] = args[0]
                 continue
-            kwargs = {"reduction": "mean"} if n.name in fused else {}  # () instead of (B,): see _fused_means
-            out = graph.create_node("call_module", f"blocks.{n.module}", tuple(args), kwargs, name=fx_name(n.name))
+            direct = fused.get(n.name)
+            if direct is not None:  # the torch function itself, e.g. F.mse_loss(pred, target): see _fused_means
+                out = graph.create_node("call_function", direct[0], tuple(args), direct[1], name=fx_name(n.name))
+            else:
+                kwargs = {"reduction": "mean"} if n.name in fused else {}  # () instead of (B,)
+                out = graph.create_node("call_module", f"blocks.{n.module}", tuple(args), kwargs, name=fx_name(n.name))
             out.meta["jepa_node"] = n.name
             if n.ema_of:  # a target is a constant for the loss: no gradient through it
                 out = graph.call_method("detach", (out,))
@@ -116,28 +120,32 @@ class Lowering:
         gm = fx.GraphModule(self.root, graph, class_name=name)
         return gm
 
-    def _fused_means(self, outputs: dict[str, str], cut: dict[str, str], terms: dict, keep: set[str]) -> set[str]:
+    def _fused_means(self, outputs: dict[str, str], cut: dict[str, str], terms: dict,
+                     keep: set[str]) -> dict[str, tuple | None]:
         """Loss terms wanted only as a batch mean, from blocks that compute it in one op.
 
         A module with ``fused_mean = True`` returns ``forward(...).mean()`` when called with
         ``reduction="mean"`` (an l2 energy becomes ``F.mse_loss``): the loss program then does the
-        same arithmetic as hand-written code, with no per-sample values and no extra mean."""
+        same arithmetic as hand-written code, with no per-sample values and no extra mean. When its
+        ``fused()`` names the torch function (and keywords) that does it, the program calls that
+        function directly, as hand-written code would. Node name -> (function, kwargs) or None."""
         per_sample = set(outputs.values()) | set(cut)
         per_sample |= {t.node for ts, mode in terms.values() if mode != "loss" for t in ts}
         per_sample |= {r.src for k in keep for r in self.g.nodes[k].inputs}  # what feeds another block
-        out = set()
+        out: dict[str, tuple | None] = {}
         for ts, mode in terms.values():
             for t in ts:
                 n = self.g.nodes[t.node]
                 if mode != "loss" or t.latent_reg or t.node in per_sample or n.op != "call" or n.ema_of:
                     continue
-                if n.ttype is not None and n.ttype.batched and \
-                        getattr(self.root.get_submodule(f"blocks.{n.module}"), "fused_mean", False):
-                    out.add(t.node)
+                mod = self.root.get_submodule(f"blocks.{n.module}")
+                if n.ttype is not None and n.ttype.batched and getattr(mod, "fused_mean", False):
+                    direct = mod.fused() if hasattr(mod, "fused") and not any(True for _ in mod.parameters()) else None
+                    out[t.node] = direct
         return out
 
     def _weighted(self, graph: fx.Graph, env: dict[str, fx.Node], ts: list[Term], mode: str,
-                  fused: set[str] = frozenset()) -> fx.Node | float:
+                  fused: dict | frozenset = frozenset()) -> fx.Node | float:
         """Per-sample sum (mode "sum": energy, cost) or scalar objective (mode "loss")."""
         acc = None
         for t in ts:

@@ -345,7 +345,7 @@ def _index_bounds(g: Graph, node) -> list[int]:
 
 
 def _find_failing_node(prog: fx.GraphModule, inputs: dict) -> str | None:
-    """Re-run ``prog`` node by node; the graph name of the first call_module that raises."""
+    """Re-run ``prog`` node by node; the graph name of the first block node that raises."""
     found: list[str] = []
 
     class Finder(fx.Interpreter):

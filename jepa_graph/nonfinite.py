@@ -1,8 +1,9 @@
 """Find where a NaN/inf came from: the first block whose output (or gradient) is non-finite.
 
 The training program is re-run node by node with an fx Interpreter on the failing batch; the
-first ``call_module`` whose floating output holds a NaN or inf names the culprit. Lowered
-nodes carry their graph name in ``node.meta["jepa_node"]``.
+first block node (a ``call_module``, or the ``call_function`` of a fused energy) whose floating
+output holds a NaN or inf names the culprit. Lowered nodes carry their graph name in
+``node.meta["jepa_node"]``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def first_nonfinite_block(prog: fx.GraphModule, inputs: dict[str, torch.Tensor],
     class Finder(fx.Interpreter):
         def run_node(self, n: fx.Node):
             out = super().run_node(n)
-            if not found and n.op == "call_module" and "jepa_node" in n.meta and not _finite(out):
+            if not found and "jepa_node" in n.meta and not _finite(out):  # a block: module or fused function
                 found.append(n.meta["jepa_node"])
             return out
 

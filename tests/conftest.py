@@ -18,5 +18,12 @@ def _seed():
     yield
 
 
+def spec_path(stem: str) -> Path:
+    """The spec file called ``stem`` in specs/, whichever syntax it is written in."""
+    found = [p for p in spec_files() if p.stem == stem]
+    assert len(found) == 1, f"specs/{stem}.*: {found}"
+    return found[0]
+
+
 def spec_files() -> list[Path]:
     return sorted(p for p in SPECS.iterdir() if p.suffix in (".yaml", ".yml", ".jepa"))

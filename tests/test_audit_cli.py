@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+import jepa_graph as jg
 from conftest import SPECS
 from jepa_graph.cli import main
 from jepa_graph.registry import list_blocks
@@ -57,7 +58,7 @@ def test_info_blocks_by_name_or_kind_and_unknown(capsys):
 
 
 def test_demo_table_over_a_folder(capsys, tmp_path):
-    for name in ("seed_world_model.yaml", "fork.yaml"):
+    for name in ("seed_world_model.yaml", "fork.jepa"):
         shutil.copy(SPECS / name, tmp_path / name)
     code, out, err = run(capsys, "demo", "--specs", str(tmp_path), "--batch", "4", "--quick")
     assert code == 0, err
@@ -67,17 +68,17 @@ def test_demo_table_over_a_folder(capsys, tmp_path):
     rows = {ln.split()[0]: ln for ln in lines[2:4]}
     assert re.search(r"^seed_world_model\.yaml +6 +19,477 +predictor\[4, 8\], actor\[4, 4\], energy\[4\], loss\[\] +\d+\.\d\d$",
                      rows["seed_world_model.yaml"])
-    assert re.search(r"^fork\.yaml +4 +6,264 +predictor\[4, 8\], energy\[4\], loss\[\] +\d+\.\d\d$", rows["fork.yaml"])
+    assert re.search(r"^fork\.jepa +4 +6,264 +predictor\[4, 8\], energy\[4\], loss\[\] +\d+\.\d\d$", rows["fork.jepa"])
     assert "2 specs compiled and ran; 0 failed" in out
 
 
 def test_demo_reports_a_broken_spec_and_exits_2(capsys, tmp_path):
-    shutil.copy(SPECS / "fork.yaml", tmp_path / "fork.yaml")
-    (tmp_path / "bad.yaml").write_text((SPECS / "fork.yaml").read_text().replace("in: [x]", "in: [xx]", 1))
+    shutil.copy(SPECS / "fork.jepa", tmp_path / "fork.jepa")
+    (tmp_path / "bad.yaml").write_text(jg.format_spec(SPECS / "fork.jepa", to="yaml").replace("in: [x]", "in: [xx]", 1))
     code, out, err = run(capsys, "demo", "--specs", str(tmp_path), "--batch", "2")  # stops after part 1
     assert code == 2
     assert "bad.yaml:" in err and "unknown reference `xx`" in err and "Traceback" not in err
-    assert "fork.yaml" in out and "1 specs compiled and ran; 1 failed" in out
+    assert "fork.jepa" in out and "1 specs compiled and ran; 1 failed" in out
 
 
 def test_a_closed_pipe_is_not_a_traceback(monkeypatch, tmp_path):

@@ -15,7 +15,7 @@ from conftest import SPECS
 from jepa_graph.cli import main
 from jepa_graph.landscape import energy_along, latent_landscape
 
-FORK, ROOMS, SEED = str(SPECS / "fork.yaml"), str(SPECS / "two_rooms.yaml"), str(SPECS / "seed_world_model.yaml")
+FORK, ROOMS, SEED = str(SPECS / "fork.jepa"), str(SPECS / "two_rooms.yaml"), str(SPECS / "seed_world_model.yaml")
 
 BAD = {
     # name: (arguments after `energy`, message regex)
@@ -72,13 +72,13 @@ def test_python_helpers_refuse_the_same_mistakes():
 def test_random_inputs_leave_the_latent_to_the_search(tmp_path, capsys):
     # lecun_agent has a latent and no data source: the random batch must not fill the latent in
     out = tmp_path / "agent.png"
-    assert main(["energy", str(SPECS / "lecun_agent.yaml"), "-o", str(out)]) == 0
+    assert main(["energy", str(SPECS / "lecun_agent.jepa"), "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "random example inputs" in text and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_along_hint_offers_only_observed_float_inputs(tmp_path, capsys):
     # h_jepa: inputs x, x_next, x_far and actions a, a2 feed the energy; a line makes sense for the inputs
-    assert main(["energy", str(SPECS / "h_jepa.yaml"), "-o", str(tmp_path / "h.png")]) == 2
+    assert main(["energy", str(SPECS / "h_jepa.jepa"), "-o", str(tmp_path / "h.png")]) == 2
     err = capsys.readouterr().err
     assert "--along x or --along x_next or --along x_far" in err and "--along a" not in err

@@ -24,7 +24,7 @@ def test_enumerate_over_a_real_latent_is_refused_not_silently_gradient(rooms):
     with pytest.raises(jg.SpecError, match=r"`enumerate` needs a discrete latent; `z` is real"):
         jg.minimize_energy(model, batch, over="z", method="enumerate")
     # the discrete fork latent still enumerates
-    fork = jg.compile(SPECS / "fork.yaml", seed=0)
+    fork = jg.compile(SPECS / "fork.jepa", seed=0)
     z, F = jg.minimize_energy(fork, {"x": torch.randn(3, 4), "y": torch.randn(3, 4)}, method="enumerate")
     assert z.shape == (3, 2) and torch.equal(z.sum(1), torch.ones(3)) and F.shape == (3,)
 

@@ -14,10 +14,11 @@ import yaml
 import jepa_graph as jg
 from conftest import ROOT, SPECS
 from jepa_graph.cli import main
+from jepa_graph.fmt import format_spec
 from jepa_graph.schema import json_schema
 
 jsonschema = pytest.importorskip("jsonschema", reason="dev extra: pip install -e '.[dev]'")
-FILES = sorted(SPECS.glob("*.yaml")) + sorted((ROOT / "blocks").glob("*.yaml"))
+FILES = sorted(p for d in (SPECS, ROOT / "blocks") for p in d.iterdir() if p.suffix in (".yaml", ".jepa"))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,9 @@ def validator():
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_every_repo_spec_validates_against_the_schema(validator, path):
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+    # a .jepa file is checked as the YAML data it stands for (`jepa-graph fmt --to yaml`)
+    data = yaml.safe_load(path.read_text() if path.suffix == ".yaml" else format_spec(path, to="yaml"))
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
     assert not errors, errors
 
 

@@ -200,7 +200,7 @@ def test_predictor_follows_target_positions():
 
 
 def test_example_inputs_give_valid_indices_through_composites():
-    model = jg.compile(jg.load("specs/ijepa.yaml"))
+    model = jg.compile(jg.load("specs/ijepa.jepa"))
     for _ in range(5):
         ex = model.example_inputs(4)
         assert int(ex["ctx_idx"].max()) < 16 and int(ex["tgt_idx"].max()) < 16
@@ -225,7 +225,7 @@ objective: {reg: 1.0}
 
 
 # --------------------------------------------------------------- standard library composites
-STDLIB = sorted((Path(__file__).resolve().parent.parent / "blocks").glob("*.yaml"))
+STDLIB = sorted(p for p in (Path(__file__).resolve().parent.parent / "blocks").iterdir() if p.suffix in (".yaml", ".jepa"))
 
 
 @pytest.mark.parametrize("path", STDLIB, ids=lambda p: p.stem)
@@ -247,7 +247,7 @@ def test_stdlib_composite_compiles_and_runs(path):
 
 def test_ijepa_spec_equals_hand_written_wiring():
     import torch.nn.functional as F
-    model = jg.compile(jg.load(Path(__file__).resolve().parent.parent / "specs" / "ijepa.yaml"), seed=0)
+    model = jg.compile(jg.load(Path(__file__).resolve().parent.parent / "specs" / "ijepa.jepa"), seed=0)
     ex = model.example_inputs(2)
     blocks = model.blocks
     ctx = blocks["context_encoder"](ex["image"], ex["ctx_idx"])  # (2, 10, 64)

@@ -82,7 +82,7 @@ def test_shapes_render_where_they_say():
 
 
 def test_shapes_source_sizes_masks_and_views_from_the_spec():
-    ij = jg.compile(SPECS / "ijepa.yaml")
+    ij = jg.compile(SPECS / "ijepa.jepa")
     src = make_source("shapes", {}, {n.name: n.ttype for n in ij.graph.nodes.values() if n.op == "input"})
     b = src.batch(0, 8)
     assert b["image"].shape == (8, 3, 32, 32) and b["ctx_idx"].shape == (8, 10) and b["tgt_idx"].shape == (8, 4)
@@ -141,7 +141,7 @@ def test_two_rooms_source_state_pixels_and_sequences():
 
 
 def test_video_source_and_fork_source():
-    vj = jg.compile(SPECS / "vjepa.yaml")
+    vj = jg.compile(SPECS / "vjepa.jepa")
     inputs = {n.name: n.ttype for n in vj.graph.nodes.values() if n.op == "input"}
     b = make_source("video", {}, inputs).batch(0, 2)
     assert b["clip"].shape == (2, 3, 8, 32, 32) and b["ctx_idx"].shape == (2, 28) and b["tgt_idx"].shape == (2, 36)

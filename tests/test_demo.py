@@ -22,7 +22,7 @@ def test_demo_training_parts_run(capsys):
     demo.two_rooms(20)
     demo.fork(10)
     out = capsys.readouterr().out
-    assert "copy last state" in out and "fork_no_latent.yaml" in out
+    assert "copy last state" in out and "fork_no_latent.jepa" in out
 
 
 def test_rollout_error_of_a_perfect_copy_is_zero():

@@ -15,6 +15,21 @@ from jepa_graph.fmt import format_text
 
 SPEC_FILES = sorted(p for d in ("specs", "blocks") for p in (ROOT / d).glob("*") if p.suffix in (".yaml", ".yml", ".jepa"))
 
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[f"{p.parent.name}/{p.name}" for p in SPEC_FILES])
+def test_every_spec_file_is_canonical(path):
+    """`jepa-graph fmt --check specs blocks` passes: the shipped files are what `fmt` writes."""
+    text = path.read_text()
+    assert format_text(text, str(path)) == text, f"run `jepa-graph fmt {path.relative_to(ROOT)}`"
+
+
+def test_specs_come_in_both_syntaxes():
+    """Hand-written specs are .jepa; the two the tour and the API examples name stay YAML."""
+    suffixes = {p.suffix for p in SPEC_FILES if p.parent.name == "specs"}
+    assert suffixes == {".yaml", ".jepa"} and all(p.suffix == ".jepa" for p in SPEC_FILES if p.parent.name == "blocks")
+
+
 COMMENTED_YAML = """\
 # header: what this spec is
 name: tiny

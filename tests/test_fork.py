@@ -1,9 +1,9 @@
 """The fork in the road: a binary latent lets a JEPA represent a bimodal future.
 
 Both specs train on the same data (jepa_graph.data.fork): a car before a fork (x) and after it
-(y), on the left or right branch at random. With z (specs/fork.yaml), F(x, y) = min_z E is low
+(y), on the left or right branch at random. With z (specs/fork.jepa), F(x, y) = min_z E is low
 on both branches and high between them, and the two modes Pred(s_x, z) sit on the branches.
-Without z (specs/fork_no_latent.yaml) the predictor lands on the average of the branches.
+Without z (specs/fork_no_latent.jepa) the predictor lands on the average of the branches.
 Distances are measured in the frozen target encoder's space, relative to the branch separation.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def fork():
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest on a shared machine
     try:
         torch.manual_seed(0)
-        models = {"latent": train("fork.yaml"), "plain": train("fork_no_latent.yaml")}
+        models = {"latent": train("fork.jepa"), "plain": train("fork_no_latent.jepa")}
     finally:
         torch.set_num_threads(n)
     d = make_fork(256, seed=123, paired=True)  # held out; pairs share x: left, then right

@@ -1,4 +1,4 @@
-"""The two-level H-JEPA (specs/h_jepa.yaml) and the full agent (specs/lecun_agent.yaml).
+"""The two-level H-JEPA (specs/h_jepa.jepa) and the full agent (specs/lecun_agent.jepa).
 
 H-JEPA: each level is one `ac_jepa_level` composite; `levels:`, `world_model:` and `share:` name
 its members as `low.state` / `low.pred`. The level programs chain: `stride` level-1 steps and one
@@ -15,8 +15,8 @@ import torch
 import jepa_graph as jg
 from conftest import SPECS
 
-H_JEPA = SPECS / "h_jepa.yaml"
-AGENT = SPECS / "lecun_agent.yaml"
+H_JEPA = SPECS / "h_jepa.jepa"
+AGENT = SPECS / "lecun_agent.jepa"
 B = 5
 
 
@@ -113,7 +113,7 @@ def test_hjepa_level_two_target_reads_level_one_state_of_x_far(hjepa):
      "did you mean `low.state`"),
 ])
 def test_hjepa_bad_member_reference_is_located(tmp_path, old, new, message, hint):
-    text = H_JEPA.read_text()
+    text = jg.format_spec(H_JEPA, to="yaml")  # edited as YAML text
     assert text.count(old) == 1
     bad = text.replace(old, new)
     (tmp_path / "h.yaml").write_text(bad)
@@ -200,7 +200,7 @@ def test_agent_cost_is_the_weighted_sum_of_its_terms(agent):
 
 
 def test_agent_cost_weights_change_only_the_sum(tmp_path):
-    text = AGENT.read_text()
+    text = jg.format_spec(AGENT, to="yaml")  # edited as YAML text
     new, n = re.subn(r"^costs: \{.*\}$", "costs: {reach: 2.0, effort: 0.5, guardrail: 1.0, critic: 0.0}",
                      text, flags=re.M)
     assert n == 1

@@ -44,7 +44,7 @@ def test_curve_and_discrete_views(tmp_path):
     batch = {"x": torch.randn(2, 4), "y": torch.randn(2, 4)}
     curve = latent_landscape(model, batch, dims=(1,), resolution=51)
     assert curve.kind == "curve" and curve.energy.shape == (51,)
-    fork = jg.compile("specs/fork.yaml", seed=0)
+    fork = jg.compile("specs/fork.jepa", seed=0)
     fb = {"x": torch.randn(2, 4), "y": torch.randn(2, 4)}
     bars = latent_landscape(fork, fb)
     with torch.no_grad():
@@ -56,7 +56,7 @@ def test_curve_and_discrete_views(tmp_path):
 
 
 def test_along_a_line_minimises_at_every_point():
-    fork = jg.compile("specs/fork.yaml", seed=0)
+    fork = jg.compile("specs/fork.jepa", seed=0)
     x, a, b = torch.randn(1, 4), torch.randn(4), torch.randn(4)
     land = energy_along(fork, {"x": x}, "y", a, b, n=21, extend=0.0)
     assert land.kind == "along" and land.energy.shape == (21,)
@@ -64,7 +64,7 @@ def test_along_a_line_minimises_at_every_point():
         _, F_a = jg.minimize_energy(fork, {"x": x, "y": a[None]})
         _, F_b = jg.minimize_energy(fork, {"x": x, "y": b[None]})
     torch.testing.assert_close(land.energy[[0, -1]], torch.cat([F_a, F_b]))
-    plain = jg.compile("specs/fork_no_latent.yaml", seed=0)
+    plain = jg.compile("specs/fork_no_latent.jepa", seed=0)
     line = energy_along(plain, {"x": x}, "y", a, b, n=7)  # t = -0.25, 0, 0.25, ...
     with torch.no_grad():
         torch.testing.assert_close(line.energy[1], plain.energy(x=x, y=a[None])[0])
@@ -72,16 +72,16 @@ def test_along_a_line_minimises_at_every_point():
 
 def test_cli_energy(tmp_path, capsys):
     out = tmp_path / "e.png"
-    assert main(["energy", "specs/fork.yaml", "-o", str(out)]) == 0
+    assert main(["energy", "specs/fork.jepa", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "random initial weights" in text and out.read_bytes()[:8] == PNG
     from jepa_graph.checkpoint import save_checkpoint
-    model = jg.compile("specs/fork_no_latent.yaml", seed=1)
+    model = jg.compile("specs/fork_no_latent.jepa", seed=1)
     save_checkpoint(tmp_path / "c.pt", model, step=7)
     along = tmp_path / "along.png"
-    assert main(["energy", "specs/fork_no_latent.yaml", "--checkpoint", str(tmp_path / "c.pt"), "--along", "y",
+    assert main(["energy", "specs/fork_no_latent.jepa", "--checkpoint", str(tmp_path / "c.pt"), "--along", "y",
                  "--with", "paired=true", "-o", str(along)]) == 0
     text = capsys.readouterr().out
     assert "(step 7)" in text and "paired" in text and along.read_bytes()[:8] == PNG
-    assert main(["energy", "specs/fork.yaml", "--over", "zz", "-o", str(out)]) == 2
+    assert main(["energy", "specs/fork.jepa", "--over", "zz", "-o", str(out)]) == 2
     assert "did you mean `z`" in capsys.readouterr().err

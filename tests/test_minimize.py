@@ -189,7 +189,7 @@ def test_projected_lbfgs_reaches_the_box_constrained_minimum():
 
 @pytest.mark.parametrize("method", ["enumerate", "gradient", "cem", "sample"])
 def test_discrete_latent_matches_a_per_sample_loop(method):
-    model = jg.compile("specs/fork.yaml", seed=0)
+    model = jg.compile("specs/fork.jepa", seed=0)
     batch = {"x": torch.randn(7, 4), "y": torch.randn(7, 4)}
     z, F = jg.minimize_energy(model, batch, over="z", method=method, steps=3, samples=16, elites=4)
     for b in range(7):
@@ -239,7 +239,7 @@ def test_inner_search_leaves_weight_gradients_alone():
 
 
 def test_free_energy_lies_between_min_and_mean():
-    model = jg.compile("specs/fork.yaml", seed=0)
+    model = jg.compile("specs/fork.jepa", seed=0)
     batch = {"x": torch.randn(5, 4), "y": torch.randn(5, 4)}
     with torch.no_grad():
         e = torch.stack([model.energy(**batch, z=torch.eye(2)[k].expand(5, 2)) for k in range(2)])
@@ -251,7 +251,7 @@ def test_free_energy_lies_between_min_and_mean():
 
 
 def test_predict_modes_discrete_and_continuous():
-    model = jg.compile("specs/fork.yaml", seed=0)
+    model = jg.compile("specs/fork.jepa", seed=0)
     x, y = torch.randn(3, 4), torch.randn(3, 4)
     modes = jg.predict_modes(model, x, k=2)
     assert modes.pred.shape == (3, 2, 8) and modes.z.shape == (3, 2, 2) and modes.ranked_by == "prior"
@@ -270,7 +270,7 @@ def test_predict_modes_discrete_and_continuous():
 
 
 def test_predict_modes_refuses_non_finite_predictions():
-    model = jg.compile("specs/fork.yaml", seed=0)
+    model = jg.compile("specs/fork.jepa", seed=0)
     with torch.no_grad():
         model.blocks.predictor[0].weight[0, -1] = float("nan")  # only a z input column: one mode goes NaN
     with pytest.raises(NonFiniteEnergyError, match=r"predictions of `predictor` are NaN.*block `predictor` \(predictor"):
@@ -332,19 +332,19 @@ def test_bad_calls_name_what_is_wrong():
 
 
 def test_nan_from_a_block_is_reported_by_name_never_picked():
-    model = jg.compile("specs/fork.yaml", seed=0)
+    model = jg.compile("specs/fork.jepa", seed=0)
     with torch.no_grad():
         model.blocks.predictor[0].weight[0, 0] = float("nan")
     batch = {"x": torch.randn(3, 4), "y": torch.randn(3, 4)}
-    with pytest.raises(NonFiniteEnergyError, match=r"fork.yaml:\d+:\d+: energy is NaN .*block `predictor` "
+    with pytest.raises(NonFiniteEnergyError, match=r"fork.jepa:\d+:\d+: energy is NaN .*block `predictor` "
                                                    r"\(predictor.mlp\)"):
         jg.minimize_energy(model, batch)
-    hoisted = jg.compile("specs/fork.yaml", seed=0)  # the encoders run once, before the search
+    hoisted = jg.compile("specs/fork.jepa", seed=0)  # the encoders run once, before the search
     with torch.no_grad():
         hoisted.blocks.context_encoder[0].bias[1] = float("inf")
     with pytest.raises(NonFiniteEnergyError, match=r"block `context_encoder` \(encoder.mlp\)"):
         jg.minimize_energy(hoisted, batch)
-    clean = jg.compile("specs/fork.yaml", seed=0)
+    clean = jg.compile("specs/fork.jepa", seed=0)
     with pytest.raises(NonFiniteEnergyError, match=r"input `y` contains NaN"):
         jg.minimize_energy(clean, {"x": batch["x"], "y": torch.full((3, 4), float("nan"))})
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import jepa_graph as jg
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, spec_path
 from jepa_graph.cli import main as cli_main
 from jepa_graph.render import MissingDot, dot_source, notation as N, pipe, render, svg_text
 from jepa_graph.render.gallery import canonical, check_gallery, write_gallery
@@ -287,7 +287,7 @@ def test_latent_regularizer_is_a_red_box_fed_by_its_latent():
     assert "<b>z.l1</b>" in a["label"] and "R(z) \u00b7 l1 0.05" in a["label"]
     e = _edge(edges, "z", "z.l1")
     assert e["class"] == "data" and e["label"] == "[B, 2]"
-    fork, _, _ = parse_dot(dot_source(SPECS / "fork.yaml"))  # a latent without R(z): no box
+    fork, _, _ = parse_dot(dot_source(SPECS / "fork.jepa"))  # a latent without R(z): no box
     assert not [n for n in fork if n.startswith("z.")]
 
 
@@ -347,7 +347,7 @@ def test_levels_are_clusters():
 
 def test_shared_module_used_outside_its_composite_is_drawn_outside_it():
     """h_jepa: top-level `far` and `goal_state` share `low/context_encoder` (low.state)."""
-    nodes, edges, _ = parse_dot(dot_source(SPECS / "h_jepa.yaml"))
+    nodes, edges, _ = parse_dot(dot_source(SPECS / "h_jepa.jepa"))
     a, path = nodes["low/context_encoder"]
     assert path == ("cluster_level_0",)  # the innermost cluster holding all three uses, not `low`
     assert re.findall(r'port="u\d"[^>]*>([^<]*)<', a["label"]) == ["context_encoder", "far", "goal_state"]
@@ -358,7 +358,7 @@ def test_shared_module_used_outside_its_composite_is_drawn_outside_it():
 
 def test_collapsed_composite_counts_its_blocks_and_keeps_outside_uses_apart():
     from jepa_graph.render.programs import meta_model, param_counts
-    spec = SPECS / "h_jepa.yaml"
+    spec = SPECS / "h_jepa.jepa"
     nodes, edges, _ = parse_dot(dot_source(spec, depth=0))
     counts = param_counts(meta_model(jg.check(spec)))
     for level in ("low", "high"):  # ac_jepa_level has 5 blocks, whose weights it owns
@@ -414,14 +414,14 @@ def test_program_highlight(agent, program, used, given, faded, cells):
 
 def test_program_colours_the_uses_of_a_shared_module_not_the_node():
     """lecun_agent's `act` takes the perceived state as given and encodes the goal itself."""
-    nodes, _, _ = parse_dot(dot_source(SPECS / "lecun_agent.yaml", program="act"))
+    nodes, _, _ = parse_dot(dot_source(SPECS / "lecun_agent.jepa", program="act"))
     a, _ = nodes["perception"]
     assert a["color"] != N.HIGHLIGHT_COLOR and "dashed" not in a["style"]
     cells = _cells(a["label"])
     assert ">perception<" in a["label"] and ">goal_state<" in a["label"]
     assert _cell_state(cells["u0"]) == "given" and _cell_state(cells["u1"]) == "used"
     assert cells["u1"]["border"] == "3"
-    nodes, _, _ = parse_dot(dot_source(SPECS / "lecun_agent.yaml", program="encode"))
+    nodes, _, _ = parse_dot(dot_source(SPECS / "lecun_agent.jepa", program="encode"))
     cells = _cells(nodes["perception"][0]["label"])
     assert _cell_state(cells["u0"]) == "used" and _cell_state(cells["u1"]) == "faded"
 
@@ -439,24 +439,24 @@ def test_highlight_blocks_and_unknown_names(agent, lib):
 
 
 def test_highlight_takes_the_dotted_references_specs_use(lib):
-    nodes, _, clusters = parse_dot(dot_source(SPECS / "h_jepa.yaml", highlight=["low.pred"]))
+    nodes, _, clusters = parse_dot(dot_source(SPECS / "h_jepa.jepa", highlight=["low.pred"]))
     assert "highlight" in nodes["low/predictor"][0]["class"]
     assert "highlight" not in nodes["high/predictor"][0]["class"]
     assert clusters["cluster_low"]["color"] != N.HIGHLIGHT_COLOR  # the output, not the whole level
-    nodes, _, _ = parse_dot(dot_source(SPECS / "h_jepa.yaml", highlight=["low.state"]))
+    nodes, _, _ = parse_dot(dot_source(SPECS / "h_jepa.jepa", highlight=["low.state"]))
     assert "highlight" in nodes["low/context_encoder"][0]["class"]  # a shared output: its one node
     nodes, _, clusters = parse_dot(dot_source(lib / "nested.yaml", highlight=["outer.out"]))
     assert "highlight" in nodes["outer/second/p4"][0]["class"]
     _, _, clusters = parse_dot(dot_source(lib / "nested.yaml", highlight=["outer.first"]))
     assert clusters["cluster_outer_first"]["color"] == N.HIGHLIGHT_COLOR
     with pytest.raises(jg.SpecError, match="did you mean `low.pred`"):
-        dot_source(SPECS / "h_jepa.yaml", highlight=["low.prd"])
+        dot_source(SPECS / "h_jepa.jepa", highlight=["low.prd"])
 
 
 @needs_dot
 def test_cli_highlight_dotted_reference(tmp_path, capsys):
     out = tmp_path / "h.svg"
-    assert cli_main(["render", str(SPECS / "h_jepa.yaml"), "-o", str(out), "--highlight", "low.pred"]) == 0
+    assert cli_main(["render", str(SPECS / "h_jepa.jepa"), "-o", str(out), "--highlight", "low.pred"]) == 0
     nodes = _svg_nodes(out.read_text())
     assert nodes["low/predictor"].find(SVG + "path").get("stroke") == N.HIGHLIGHT_COLOR
 
@@ -555,7 +555,7 @@ def test_broken_spec_with_composites_draws_them_expanded(tmp_path):
     from jepa_graph.errors import Diagnostic
     from jepa_graph.render.broken import from_spec
     bad = tmp_path / "h.yaml"
-    bad.write_text((SPECS / "h_jepa.yaml").read_text().replace(
+    bad.write_text(jg.format_spec(SPECS / "h_jepa.jepa", to="yaml").replace(
         "with: {obs: s1, state: s2, act: plan}", "with: {obs: obs, state: s2, act: plan}"))
     blocks = [str(ROOT / "blocks")]
     d = jg.render(bad, tmp_path / "h.dot", search_path=blocks)
@@ -727,7 +727,7 @@ def _text_box(t: ET.Element) -> tuple[float, float, float, float]:
 # two labels of edges running down a cluster's side still touch it (layout._label_room)
 @pytest.mark.parametrize("rankdir,depth", [("LR", None), ("LR", 0), ("TB", 0)])
 def test_edge_labels_stay_off_cluster_borders(rankdir, depth):
-    root = ET.fromstring(svg_text(SPECS / "h_jepa.yaml", rankdir=rankdir, depth=depth))
+    root = ET.fromstring(svg_text(SPECS / "h_jepa.jepa", rankdir=rankdir, depth=depth))
     clusters = _svg_clusters(root)
     labels = [(g.find(SVG + "title").text, t) for g in root.iter(SVG + "g") if g.get("class", "").startswith("edge")
               for t in g.iter(SVG + "text")]
@@ -746,9 +746,9 @@ def test_edge_labels_stay_off_cluster_borders(rankdir, depth):
 @needs_dot
 @pytest.mark.parametrize("rankdir", ["TB", "BT"])
 def test_levels_stack_in_rank_order_top_to_bottom(rankdir):
-    src = dot_source(SPECS / "h_jepa.yaml", rankdir=rankdir)
+    src = dot_source(SPECS / "h_jepa.jepa", rankdir=rankdir)
     assert 'class=level_order' in src and "style=invis" in src
-    assert "level_order" not in dot_source(SPECS / "h_jepa.yaml")  # left to right they stack already
+    assert "level_order" not in dot_source(SPECS / "h_jepa.jepa")  # left to right they stack already
     root = ET.fromstring(pipe(src, "svg"))
     box = _svg_clusters(root)
     low, high = box["cluster_level_0"], box["cluster_level_1"]
@@ -761,7 +761,7 @@ def test_levels_stack_in_rank_order_top_to_bottom(rankdir):
 @needs_dot
 @pytest.mark.parametrize("spec,name", [("lecun_agent", "anti_collapse"), ("vicreg", "vicreg"), ("two_rooms", "z.l1")])
 def test_regularizer_text_clears_the_cut_corners(spec, name):
-    g = _svg_nodes(svg_text(SPECS / f"{spec}.yaml"))[name]
+    g = _svg_nodes(svg_text(spec_path(spec)))[name]
     left = min(float(p.split(",")[0]) for p in g.find(SVG + "polygon").get("points").split())
     cut = max(max(xs) - min(xs) for xs in ([float(p.split(",")[0]) for p in pl.get("points").split()]
                                             for pl in g.iter(SVG + "polyline")))
@@ -773,7 +773,7 @@ def test_regularizer_text_clears_the_cut_corners(spec, name):
 
 @needs_dot
 def test_bold_title_descenders_clear_the_second_line():
-    g = _svg_nodes(svg_text(SPECS / "fork.yaml"))["energy_term"]
+    g = _svg_nodes(svg_text(SPECS / "fork.jepa"))["energy_term"]
     title, detail = [t for t in g.iter(SVG + "text") if (t.text or "").strip()]
     assert title.get("font-weight") == "bold" and title.text == "energy_term"
     # baseline to baseline: the 9pt line's cap height plus the 11pt underscore's depth, and air

@@ -65,9 +65,9 @@ objective: {E: 1.0}
 
 def _cnn_models() -> list:
     cases = [pytest.param(lambda: jg.compile(jg.loads(CNN_SPEC)), id="inline_cnn")]
-    vicreg = SPECS / "vicreg.yaml"
-    cases.append(pytest.param(lambda: jg.compile(vicreg), id="vicreg.yaml",
-                              marks=pytest.mark.skipif(not vicreg.exists(), reason="specs/vicreg.yaml not written yet")))
+    vicreg = SPECS / "vicreg.jepa"
+    cases.append(pytest.param(lambda: jg.compile(vicreg), id="vicreg.jepa",
+                              marks=pytest.mark.skipif(not vicreg.exists(), reason="specs/vicreg.jepa not written yet")))
     return cases
 
 

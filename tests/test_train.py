@@ -17,7 +17,7 @@ from jepa_graph.model import ema_momentum
 from jepa_graph.optim import lr_factor
 from jepa_graph.training import NonFiniteLoss, Trainer, resolve_config
 
-from conftest import SPECS
+from conftest import SPECS, spec_files, spec_path
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_overrides_are_validated(monkeypatch):
 
 def test_latents_are_inferred_for_each_batch(monkeypatch):
     from jepa_graph.latents import EnergyFn  # what every search scores its candidates with
-    model = jg.compile(SPECS / "fork.yaml", seed=0)
+    model = jg.compile(SPECS / "fork.jepa", seed=0)
     seen = []
     real = EnergyFn.__call__
 
@@ -156,14 +156,14 @@ def test_non_finite_loss_names_the_block_and_keeps_the_checkpoint(tmp_path):
 
 
 def test_nan_during_latent_inference_names_step_block_and_checkpoint(tmp_path):
-    model = jg.compile(SPECS / "fork.yaml", seed=0)
+    model = jg.compile(SPECS / "fork.jepa", seed=0)
 
     def poison(tr, step, rec):
         if step == 2:
             with torch.no_grad():
                 next(tr.model.blocks.predictor.parameters()).fill_(float("nan"))
 
-    with pytest.raises(NonFiniteLoss, match=r"fork.yaml:\d+:\d+: training stopped at step 3: latent inference failed: "
+    with pytest.raises(NonFiniteLoss, match=r"fork.jepa:\d+:\d+: training stopped at step 3: latent inference failed: "
                                             r".*block `predictor`.*; the weights of block `predictor` are non-finite"
                                             r".*; last good checkpoint: .*last.pt"):
         Trainer(model, "fork", out=tmp_path, steps=6, batch_size=8, checkpoint_every=2, progress=False,
@@ -205,7 +205,7 @@ def test_partial_collapse_is_flagged():
 
 @pytest.mark.parametrize("spec", ["two_rooms", "ijepa", "vicreg", "vjepa"])
 def test_collapse_warning_stays_quiet_on_healthy_shipped_specs(spec, caplog):
-    model = jg.compile(SPECS / f"{spec}.yaml", seed=0)
+    model = jg.compile(spec_path(spec), seed=0)
     with caplog.at_level(logging.WARNING, logger="jepa_graph.training"):
         r = jg.train(model, steps=6, batch_size=32, monitor_every=3, progress=False, tensorboard=False)
     assert not r.collapsed and "collapsing" not in caplog.text
@@ -245,7 +245,7 @@ def test_cli_train_resume_and_plot(tmp_path, capsys):
 
 
 def test_amortised_latent_encoder_is_trained():
-    text = (SPECS / "fork.yaml").read_text()
+    text = jg.format_spec(SPECS / "fork.jepa", to="yaml")  # edited as YAML text
     text = text.replace("inference: {method: enumerate}}", "inference: {method: enumerate}, encoder: zenc}")
     text = text.replace("blocks:\n", "blocks:\n  xy:   {kind: op, type: concat, in: [x, y]}\n"
                                      "  zenc: {kind: encoder, type: mlp, in: [xy], with: {hidden: [32], out: 2}}\n", 1)
@@ -257,8 +257,8 @@ def test_amortised_latent_encoder_is_trained():
     assert not any(torch.equal(a, b) for a, b in zip(before, model.blocks.zenc.parameters()))
 
 
-@pytest.mark.parametrize("spec", [p.name for p in sorted(SPECS.glob("*.yaml"))
-                                  if "\ntrain:" in p.read_text() and "data:" in p.read_text().split("\ntrain:")[1]])
+@pytest.mark.parametrize("spec", [p.name for p in spec_files()
+                                  if (t := jg.load(p).train) is not None and t.data is not None])
 def test_every_spec_trains_on_its_data_source(spec, tmp_path):
     model = jg.compile(SPECS / spec, seed=0)
     r = jg.train(model, steps=2, batch_size=4, out=tmp_path, progress=False, tensorboard=False)

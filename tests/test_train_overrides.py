@@ -25,8 +25,8 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-FORK = (SPECS / "fork_no_latent.yaml").read_text()  # small, no latent, its own `fork` data source
-TRAIN = "train: {steps: 600, batch_size: 64, optimizer: {lr: 3.0e-3}, data: fork}"
+FORK = jg.format_spec(SPECS / "fork_no_latent.jepa", to="yaml")  # small, no latent, its own `fork` data source
+TRAIN = "train: {steps: 600, batch_size: 64, optimizer: {lr: 0.003}, data: fork}"
 assert TRAIN in FORK
 SHORT = "train: {steps: 1, batch_size: 8, log_every: 1, lr: 1.0e-3, warmup: 100, data: fork}"
 LONG = "train: {steps: 1, batch_size: 8, log_every: 1, optimizer: {lr: 1.0e-3}, schedule: {warmup: 100}, data: {source: fork}}"
@@ -155,7 +155,7 @@ def test_data_that_does_not_fit_the_spec_names_input_shapes_and_source(tmp_path,
 
 
 def test_first_batch_check_covers_dtypes_and_python_data():
-    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+    model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
     x = torch.randn(16, 4)
     with pytest.raises(jg.SpecError, match=r"input `y` should be \[B, 4\], but the data \(TensorSource\) gives \[8, 3\]"):
         Trainer(model, {"x": x, "y": torch.randn(16, 3)}, steps=1, batch_size=8, progress=False).fit()
@@ -167,7 +167,7 @@ def test_first_batch_check_covers_dtypes_and_python_data():
 
 def test_first_batch_is_checked_once(monkeypatch):
     import jepa_graph.training as training
-    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+    model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
     tr = Trainer(model, {"x": torch.randn(16, 4), "y": torch.randn(16, 4)}, steps=3, batch_size=8, progress=False)
     calls = []
     real = training.check_batch
@@ -177,13 +177,13 @@ def test_first_batch_is_checked_once(monkeypatch):
 
 
 def test_a_block_failing_inside_a_training_step_is_named(monkeypatch):
-    model = jg.compile(SPECS / "fork_no_latent.yaml", seed=0)
+    model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
 
     def broken(*args):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(model.blocks.predictor, "forward", broken)
-    with pytest.raises(jg.BlockRuntimeError, match=r"fork_no_latent.yaml:\d+:\d+: block `predictor` \(predictor.mlp\) "
+    with pytest.raises(jg.BlockRuntimeError, match=r"fork_no_latent.jepa:\d+:\d+: block `predictor` \(predictor.mlp\) "
                                                    r"failed at training step 1: RuntimeError: boom"):
         jg.train(model, "fork", steps=2, batch_size=8, progress=False)
 

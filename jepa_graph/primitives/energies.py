@@ -2,6 +2,8 @@
 sample, averaged over the non-batch dims: (B, ...), (B, ...) -> (B,)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,6 +18,12 @@ class Distance(nn.Module):
     def __init__(self, fn: str, beta: float = 1.0):
         super().__init__()
         self.fn, self.beta = fn, beta
+
+    def fused(self) -> tuple[Callable, dict] | None:
+        """The torch function (and its keywords) that is ``forward(a, b, reduction="mean")``, so the
+        loss program can call it directly, as hand-written code would: no module call around it."""
+        return {"l2": (F.mse_loss, {}), "l1": (F.l1_loss, {}),
+                "smooth_l1": (F.smooth_l1_loss, {"beta": self.beta})}.get(self.fn)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, reduction: str = "none") -> torch.Tensor:
         if reduction == "mean":  # mean over samples of per-sample means = mean over every element

@@ -1,6 +1,6 @@
 """``jepa-graph render``: draw a spec, or regenerate the gallery.
 
-    jepa-graph render specs/ijepa.yaml -o ijepa.svg
+    jepa-graph render specs/ijepa.jepa -o ijepa.svg
     jepa-graph render specs/two_rooms.yaml -o plan.svg --program step --rankdir TB
     jepa-graph render specs/hjepa.yaml -o h.pdf --depth 0 --no-shapes
     jepa-graph render --gallery docs/gallery          # every spec in specs/ -> svg + dot

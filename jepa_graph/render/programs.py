@@ -70,7 +70,7 @@ def program_nodes(model: CompiledModel, name: str) -> tuple[set[str], set[str]]:
     penalty = {f: reg for reg, f in LATENT_PENALTIES.items()}
     used = set()
     for fn in prog.graph.nodes:
-        if fn.op == "call_module" and "jepa_node" in fn.meta:
+        if "jepa_node" in fn.meta:  # a block, called as its module or as its fused torch function
             used.add(fn.meta["jepa_node"])
         elif fn.op == "placeholder" and fn.target in by_fx:
             used.add(by_fx[fn.target])
