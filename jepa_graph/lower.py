@@ -55,10 +55,6 @@ def latent_kl(z: torch.Tensor) -> torch.Tensor:
 LATENT_PENALTIES = {"l1": latent_l1, "l2": latent_l2, "kl": latent_kl}
 
 
-def _mean(x: torch.Tensor) -> torch.Tensor:
-    return x.mean()
-
-
 class Lowering:
     """Builds one fx.Graph for ``outputs`` of ``g``; ``cut`` maps node -> placeholder name."""
 
@@ -154,9 +150,9 @@ class Lowering:
                 v = graph.call_function(LATENT_PENALTIES[t.latent_reg], (v,))
             elif mode == "loss" and t.node not in fused and self.g.nodes[t.node].ttype is not None \
                     and self.g.nodes[t.node].ttype.batched:
-                v = graph.call_function(_mean, (v,))
+                v = graph.call_method("mean", (v,))  # a batch mean, as hand-written code takes it
             if mode == "loss" and t.latent_reg:
-                v = graph.call_function(_mean, (v,))
+                v = graph.call_method("mean", (v,))  # a batch mean, as hand-written code takes it
             w = t.weight * (self.g.nodes[t.node].decl.regularizer[t.latent_reg] if t.latent_reg else 1.0)
             if w != 1.0:  # R(z) carries its declared coefficient: {l1: 0.05} is 0.05 |z|_1
                 v = graph.call_function(operator.mul, (v, float(w)))

@@ -42,8 +42,8 @@ class Distance(nn.Module):
             d = F.smooth_l1_loss(a, b, reduction="none", beta=self.beta)
         else:  # cosine: 1 - cos(a, b) along the feature (last) dim
             d = 1.0 - F.cosine_similarity(a, b, dim=-1, eps=1e-8)
-            return d.flatten(1).mean(1) if d.dim() > 1 else d
-        return d.flatten(1).mean(1)
+            return d.flatten(1).mean(1) if d.dim() > 2 else d.mean(1) if d.dim() == 2 else d
+        return d.mean(1) if d.dim() == 2 else d.flatten(1).mean(1)  # (B, D) needs no flatten call
 
     def extra_repr(self) -> str:
         return self.fn
