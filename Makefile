@@ -33,8 +33,10 @@ test: install
 demo: install
 	$(BIN)/jepa-graph demo
 
+# The foundation's two targets: compiled vs hand-written overhead, and compile time against size.
 bench: install
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/compile_time.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
