@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -145,6 +146,20 @@ def test_random_specs_round_trip(data):
     assert format_text(format_text(back, "r.yaml", "jepa"), "r.jepa", "yaml") == back
     assert format_text(as_jepa, "r.jepa") == as_jepa  # formatting is idempotent
     assert format_text(back, "r.yaml") == back
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs())
+def test_random_yaml_as_a_person_writes_it_round_trips(data):
+    """Starting from YAML as written (block style, empty sections kept, no canonical form) rather
+    than from `format_spec`'s output: `objective: {}` once failed to convert this way."""
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    spec = _load(text, "w.yaml")
+    as_jepa = format_text(text, "w.yaml", "jepa")
+    assert same(_dump(_load(as_jepa, "w.jepa")), _dump(spec)), as_jepa
+    back = format_text(as_jepa, "w.jepa", "yaml")  # empty sections are defaults: .jepa writes none
+    assert same(_dump(_load(back, "w.yaml")), _dump(spec))
+    assert format_text(back, "w.yaml", "jepa") == as_jepa
 
 
 def test_generator_reaches_the_fallback_forms():
