@@ -18,6 +18,17 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny tensors run fastest so, and the CI machine is shared
+    (more threads would oversubscribe its cores). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def spec_path(stem: str) -> Path:
     """The spec file called ``stem`` in specs/, whichever syntax it is written in."""
     found = [p for p in spec_files() if p.stem == stem]

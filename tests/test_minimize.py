@@ -13,13 +13,7 @@ from jepa_graph.minimize import free_energy, infer_latents, latent_encoder_loss,
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and fair to the other jobs on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors, a shared machine
 
 
 # E(y, z) = mean_j (W z + b - y)_j^2 + R(z): a ridge regression in z, solvable in closed form.

@@ -20,12 +20,7 @@ from jepa_graph.training import NonFiniteLoss, Trainer, resolve_config
 from conftest import SPECS, spec_files, spec_path
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors, a shared machine
 
 
 BASE = """

@@ -17,12 +17,7 @@ from jepa_graph.training import Trainer
 from conftest import SPECS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI machine is shared; one thread avoids oversubscription
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors, a shared machine
 
 
 FORK = jg.format_spec(SPECS / "fork_no_latent.jepa", to="yaml")  # small, no latent, its own `fork` data source
