@@ -74,12 +74,14 @@ def probe_data(model, n_train=4096, n_test=1024):
 
 
 # ------------------------------------------------------------------------------------ checks
-def run_image(spec: str, steps: int, batch: int, lr: float, feat, save: str | None = None) -> dict:
+def run_image(spec: str, steps: int, batch: int, lr: float, feat, save: str | None = None,
+              views: dict | None = None) -> dict:
     model = jg.compile(ROOT / "specs" / spec, seed=0)
     init = copy.deepcopy(model)
     dtr, dte = probe_data(model)
+    data = make_source("shapes", views, spec_inputs(model), 0) if views else "shapes"
     t0 = time.time()
-    res = jg.train(model, "shapes", steps=steps, batch_size=batch, lr=lr, warmup=steps // 10,
+    res = jg.train(model, data, steps=steps, batch_size=batch, lr=lr, warmup=steps // 10,
                    weight_decay=0.04, progress=False, log_every=max(steps // 10, 1), monitor_every=max(steps // 5, 1))
     secs = time.time() - t0
     if save:
@@ -101,6 +103,10 @@ IJEPA_FEATURES = {  # the target encoder's tokens (B, N, D)
     "all tokens": lambda m, x: m.blocks.target_encoder(x).flatten(1),  # (B, N * D): keeps where things are
 }
 VICREG_FEATURES = {"encoder output": lambda m, x: m.blocks.encoder(x)}  # (B, emb), before the expander
+# VICReg learns what its two views share. `standard`: the source's defaults (crops of 50-100% of the
+# area anywhere, random mirror), so position is what the invariance term teaches it to drop;
+# `keep-position`: crops of 80-100% and no mirror, so where the shape is survives into both views.
+VIEWS = {"standard": None, "keep-position": {"crop": [0.8, 1.0], "flip": False}}
 
 
 def run_two_rooms(steps: int, batch: int, lr: float, horizon: int = 16) -> dict:
@@ -126,6 +132,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save", default=None, help="write the trained weights here")
+    ap.add_argument("--views", choices=list(VIEWS), default="standard",
+                    help="vicreg: the two views' augmentations (keep-position: milder crops, no flip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.check == "two_rooms":
@@ -139,7 +147,7 @@ def main() -> None:
         return
     spec, feat, lr = {"ijepa": ("ijepa.jepa", IJEPA_FEATURES, 1e-3),
                       "vicreg": ("vicreg.jepa", VICREG_FEATURES, 1e-3)}[args.check]
-    r = run_image(spec, args.steps, args.batch, args.lr or lr, feat, args.save)
+    r = run_image(spec, args.steps, args.batch, args.lr or lr, feat, args.save, VIEWS[args.views])
     print(f"{args.check}: {r['steps']} steps x {r['batch']} in {r['train_s']} s; loss {r['loss_first']:.3f} -> "
           f"{r['loss_last']:.3f}")
     print("| encoder, features | class accuracy (4 shapes) | centre R^2 | feature std | effective rank |")

@@ -165,3 +165,14 @@ def test_user_dataset_epochs_and_names():
         DatasetSource(ds).batch(0, 2)
     t = TensorSource({"x": torch.arange(6.0)[:, None]}).batch(0, 4)
     assert t["x"].shape == (4, 1)
+
+
+def test_views_mirror_only_when_asked():
+    """With no crop, jitter or noise a view is the image itself, or its mirror image when `flip` is on."""
+    img = render_shapes(16, 32, torch.Generator().manual_seed(0))["image"]
+    plain = augment(img, torch.Generator().manual_seed(1), crop=(1.0, 1.0), jitter=0.0, noise=0.0, flip=False)
+    torch.testing.assert_close(plain, img, atol=1e-5, rtol=0)
+    views = augment(img, torch.Generator().manual_seed(1), crop=(1.0, 1.0), jitter=0.0, noise=0.0)
+    mirrored = [(v - i.flip(-1)).abs().max() < 1e-5 for v, i in zip(views, img)]
+    same = [(v - i).abs().max() < 1e-5 for v, i in zip(views, img)]
+    assert all(m or s for m, s in zip(mirrored, same)) and any(mirrored) and any(same)

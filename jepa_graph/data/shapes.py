@@ -52,16 +52,16 @@ def render_shapes(n: int, size: int, gen: torch.Generator, scale: tuple[float, f
 
 
 def augment(img: torch.Tensor, gen: torch.Generator, crop: tuple[float, float] = (0.5, 1.0),
-            jitter: float = 0.4, noise: float = 0.03) -> torch.Tensor:
-    """A random view of each image (n, 3, H, W): resized crop (area ``crop``), horizontal flip,
-    brightness/colour jitter, additive noise. Batched with one affine grid sample."""
+            jitter: float = 0.4, noise: float = 0.03, flip: bool = True) -> torch.Tensor:
+    """A random view of each image (n, 3, H, W): resized crop (area ``crop``), horizontal flip
+    (``flip``), brightness/colour jitter, additive noise. Batched with one affine grid sample."""
     n = img.shape[0]
     area = crop[0] + (crop[1] - crop[0]) * torch.rand(n, generator=gen)
     s = area.sqrt()  # side of the crop, as a fraction of the image
     t = (torch.rand(n, 2, generator=gen) * 2 - 1) * (1 - s[:, None])  # crop centre
-    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    mirror = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)  # drawn either way: same stream
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = s * flip, s
+    theta[:, 0, 0], theta[:, 1, 1] = s * (mirror if flip else 1.0), s
     theta[:, :, 2] = t
     grid = F.affine_grid(theta, list(img.shape), align_corners=False)
     out = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -85,6 +85,7 @@ class ShapesSource(DataSource):
         context_scale: tuple[float, float] = (0.85, 1.0)
         crop: tuple[float, float] = (0.5, 1.0)  # view crop area range (x1/x2)
         jitter: float = Field(0.4, ge=0)  # view colour jitter
+        flip: bool = True  # mirror views left-right at random; an invariance to it forgets left from right
 
     def __init__(self, params, inputs, seed=0):
         super().__init__(params, inputs, seed)
@@ -103,6 +104,6 @@ class ShapesSource(DataSource):
                 n_blocks=p.n_blocks, target_scale=p.target_scale, target_aspect=p.target_aspect,
                 context_scale=p.context_scale)
         if "x1" in self.inputs or "x2" in self.inputs:
-            out["x1"] = augment(out["image"], gen, p.crop, p.jitter)
-            out["x2"] = augment(out["image"], gen, p.crop, p.jitter)
+            out["x1"] = augment(out["image"], gen, p.crop, p.jitter, flip=p.flip)
+            out["x2"] = augment(out["image"], gen, p.crop, p.jitter, flip=p.flip)
         return out
