@@ -172,10 +172,10 @@ def cmd_compile(args) -> int:
     from .model import compile
     model = compile(args.spec, args.path)
     names = model.program_names() if args.program == "all" else [args.program]
-    for name in names:
-        if args.print_code:
-            _out(f"# program: {name}")
-            _out(model.code(name))
+    codes = [(name, model.code(name)) for name in names] if args.print_code else []  # all or nothing printed
+    for name, code in codes:
+        _out(f"# program: {name}")
+        _out(code)
     if not args.print_code:
         _out(f"ok: {args.spec} compiles to programs: {', '.join(model.program_names())}")
     return 0

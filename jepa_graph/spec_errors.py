@@ -228,7 +228,7 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
     elif kind == "missing":
         field = loc[-1]
         msg = f"{'the spec' if not path else f'`{where}`'} is missing `{field}`"
-        hint = _missing_hint(str(field))
+        hint = _missing_hint(str(field), path)
     elif kind == "string_pattern_mismatch" and path[-1:] == ("type",) and path[:1] == ("blocks",):
         # `type: os.system`: a spec names registered blocks, never Python code
         msg = f"`{err.get('input')}` is not a block type (at `{where}`)"
@@ -315,7 +315,9 @@ def _value_hint(msg: str) -> str:
     return "see `jepa-graph schema` for the allowed values"
 
 
-def _missing_hint(field: str) -> str:
+def _missing_hint(field: str, path: tuple = ()) -> str:
+    if field == "name" and path[:1] == ("levels",):  # a level is named too: `encode_low`, `step_low`
+        return "name the level, e.g. `name: low` (its programs are then `encode_low` and `step_low`)"
     return {
         "blocks": "a spec needs `blocks:` (the graph's nodes)",
         "name": "add `name: my_model` at the top",

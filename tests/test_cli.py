@@ -123,8 +123,9 @@ def test_compile_without_print_lists_programs(capsys):
 
 
 def test_compile_unknown_program_exits_2(capsys):
-    code, _, err = run(capsys, "compile", SEED, "--print-code", "--program", "dream")
+    code, out, err = run(capsys, "compile", SEED, "--print-code", "--program", "dream")
     assert code == 2 and "has no program `dream`" in err and "programs here:" in err
+    assert out == ""  # no `# program: dream` header before the error
 
 
 # -------------------------------------------------------------------------------- schema

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from conftest import SPECS
+from conftest import ROOT, SPECS
 
 H_JEPA = SPECS / "h_jepa.jepa"
 AGENT = SPECS / "lecun_agent.jepa"
@@ -228,3 +228,13 @@ def test_agent_critic_and_actor_are_outside_the_world_model_objective(agent):
     for owner in ("critic", "actor"):  # trained by the agent loop from memory / from Mode-2 plans
         assert all(g is None for n, g in grads.items() if n.startswith(f"blocks.{owner}."))
     agent.zero_grad()
+
+
+def test_a_level_without_a_name_is_told_to_name_the_level(tmp_path):
+    text = jg.format_spec(H_JEPA, to="yaml")
+    assert text.count("- {name: low, ") == 1
+    (tmp_path / "h.yaml").write_text(text.replace("- {name: low, ", "- {"))
+    with pytest.raises(jg.SpecError) as e:
+        jg.check(tmp_path / "h.yaml", search_path=[str(ROOT / "blocks")])
+    d = e.value.first
+    assert d.message == "`levels.0` is missing `name`" and "name: low" in d.hint and "encode_low" in d.hint
