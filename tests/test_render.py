@@ -305,8 +305,8 @@ def test_latent_regularizer_weight_and_one_only_minimisation_adds(agent):
 # --------------------------------------------------------------------- clusters and levels
 def test_composites_are_nested_clusters_with_edges_to_the_inner_node(lib):
     nodes, edges, clusters = parse_dot(dot_source(lib / "nested.yaml"))
-    assert clusters["cluster_outer"]["label"] == "outer : pair"
-    assert clusters["cluster_outer_first"]["label"] == "first : unit"
+    assert clusters["cluster_outer"]["label"].strip() == "outer : pair"  # padded: off the rounded corners
+    assert clusters["cluster_outer_first"]["label"].strip() == "first : unit"
     assert "composite" in clusters["cluster_outer"]["class"]
     assert nodes["outer/first/e1"][1] == ("cluster_outer", "cluster_outer_first")
     assert nodes["tgt"][1] == ()
@@ -332,8 +332,8 @@ def test_depth_collapses_composites(lib):
 
 def test_levels_are_clusters():
     nodes, _, clusters = parse_dot(dot_source(jg.loads(HIER, "h.yaml")))
-    assert clusters["cluster_level_0"]["label"] == "level 0: low (stride 1)"
-    assert clusters["cluster_level_1"]["label"] == "level 1: high (stride 4)"
+    assert clusters["cluster_level_0"]["label"].strip() == "level 0: low (stride 1)"
+    assert clusters["cluster_level_1"]["label"].strip() == "level 1: high (stride 4)"
     assert "level" in clusters["cluster_level_0"]["class"]
     for name in ("enc1", "pred1", "a1", "E1"):
         assert nodes[name][1] == ("cluster_level_0",), name
@@ -426,6 +426,44 @@ def test_program_colours_the_uses_of_a_shared_module_not_the_node():
     assert _cell_state(cells["u0"]) == "used" and _cell_state(cells["u1"]) == "faded"
 
 
+@pytest.mark.parametrize("spec,node,given,other", [("seed_world_model", "encoder", "u0", "u1"),
+                                                     ("lecun_agent", "perception", "u0", "u1")])
+def test_shared_module_the_program_only_is_given_fades(spec, node, given, other):
+    """`step` is handed the encoder's state: no use of the shared encoder is computed, so its
+    shape fades like any unused block; the cell of the use it is given stays dashed blue."""
+    nodes, edges, _ = parse_dot(dot_source(spec_path(spec), program="step"))
+    a, _ = nodes[node]
+    assert {"shared", "given", "faded"} <= set(a["class"].split())
+    assert {k: a[k] for k in N.FADED} == N.FADED
+    cells = _cells(a["label"])
+    assert _cell_state(cells[given]) == "given" and _cell_state(cells[other]) == "faded"
+    assert re.search(rf'<td port="{given}"[^>]*><font color="#222222">', a["label"])  # readable on the faded node
+    assert "used" in _edge(edges, node, "predictor")["class"]
+    # a use that is computed keeps the module unfaded (act computes the goal's encoding)
+    a, _ = parse_dot(dot_source(SPECS / "lecun_agent.jepa", program="act"))[0]["perception"]
+    assert "faded" not in a["class"].split() and a["fillcolor"] == N.GLYPHS["encoder"].fill
+
+
+def test_program_help_names_the_programs_the_hint_lists(capsys):
+    from jepa_graph.render.programs import meta_model
+    with pytest.raises(SystemExit):
+        cli_main(["render", "--help"])
+    help_ = " ".join(capsys.readouterr().out.split())
+    names = set()
+    for p in sorted(SPECS.iterdir()):
+        if p.suffix in (".yaml", ".jepa"):
+            model = meta_model(jg.check(p))
+            level = {f"{k}_{lv['name']}": f"{k}_LEVEL" for lv in model.graph.levels for k in ("encode", "step")}
+            names |= {level.get(n, n) for n in model.program_names()}
+    assert "forward" in names and "encode_LEVEL" in names
+    for n in names:
+        assert re.search(rf"\b{n}\b", help_), n
+    assert "lists the spec's own" in help_
+    with pytest.raises(jg.SpecError) as e:
+        dot_source(SPECS / "ijepa.jepa", program="step")
+    assert e.value.diagnostics[0].hint == "programs here: forward, energy, loss"
+
+
 def test_highlight_blocks_and_unknown_names(agent, lib):
     nodes, _, _ = parse_dot(dot_source(agent, highlight=["pred", "g"]))
     assert "highlight" in nodes["pred"][0]["class"] and "highlight" in nodes["enc"][0]["class"]  # g is enc's use
@@ -434,6 +472,10 @@ def test_highlight_blocks_and_unknown_names(agent, lib):
     assert clusters["cluster_outer"]["color"] == N.HIGHLIGHT_COLOR
     with pytest.raises(jg.SpecError, match="did you mean `pred`"):
         dot_source(agent, highlight=["prd"])
+    with pytest.raises(jg.SpecError) as e:  # worded for the Python caller too: no CLI flag in it
+        jg.render(agent, lib / "unused.dot", highlight=["xyz"])
+    msg = e.value.diagnostics[0].message
+    assert msg == "highlight: `xyz` is not a block of `agent`" and "--" not in str(e.value)
     with pytest.raises(jg.SpecError, match="no program `plan`"):
         dot_source(agent, program="plan")
 
@@ -743,6 +785,83 @@ def test_edge_labels_stay_off_cluster_borders(rankdir, depth):
     assert not on_border
 
 
+def _curve(d: str, steps: int = 20) -> list[tuple[float, float]]:
+    """Points along an SVG path of cubic Bézier segments (``M x,y C x,y x,y x,y ...``, as ``dot`` writes edges)."""
+    nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", d)]
+    pts = list(zip(nums[0::2], nums[1::2]))
+    out = []
+    for i in range(0, len(pts) - 3, 3):
+        p0, p1, p2, p3 = pts[i:i + 4]
+        for k in range(steps + 1):
+            t = k / steps
+            out.append(tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t * t * c + t ** 3 * e
+                             for a, b, c, e in zip(p0, p1, p2, p3)))
+    return out
+
+
+@needs_dot
+# TB expanded is left out, as above: the edges out of `low` into level 1 run over `low`'s bottom
+@pytest.mark.parametrize("spec,rankdir,depth", [("h_jepa", "LR", None), ("h_jepa", "LR", 0), ("h_jepa", "TB", 0),
+                                                ("h_jepa", "BT", 0), ("vjepa", "LR", None), ("ijepa", "LR", None)])
+def test_edges_stay_off_cluster_labels(spec, rankdir, depth):
+    """Level labels sit at the bottom (edges into a level come over its top), composites' at the
+    top left to right: no edge runs through a cluster's label (h_jepa --depth 0 had `x_next`'s)."""
+    root = ET.fromstring(svg_text(spec_path(spec), rankdir=rankdir, depth=depth))
+    labels = [(g.find(SVG + "title").text, _text_box(t)) for g in root.iter(SVG + "g")
+              if "cluster" in g.get("class", "").split() for t in g.iter(SVG + "text")]
+    assert labels
+    crossed = []
+    for g in root.iter(SVG + "g"):
+        if g.get("class", "").startswith("edge"):
+            pts = [q for path in g.iter(SVG + "path") for q in _curve(path.get("d"))]
+            for c, (x0, y0, x1, y1) in labels:
+                if any(x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1 for x, y in pts):
+                    crossed.append((c, g.find(SVG + "title").text))
+    assert not crossed
+
+
+def test_cluster_label_sides():
+    _, _, clusters = parse_dot(dot_source(SPECS / "h_jepa.jepa"))
+    assert clusters["cluster_level_0"]["labelloc"] == "b" and clusters["cluster_low"]["labelloc"] == "t"
+    _, _, clusters = parse_dot(dot_source(SPECS / "h_jepa.jepa", rankdir="TB"))
+    assert clusters["cluster_level_0"]["labelloc"] == "b" and clusters["cluster_low"]["labelloc"] == "b"
+
+
+@needs_dot
+@pytest.mark.parametrize("spec", ["vjepa", "ijepa"])
+def test_narrow_cluster_label_clears_its_rounded_corners(spec):
+    """Top to bottom, `target : masked_target` sets its cluster's width: padded, it keeps off the
+    corners (the rounded border's radius is 12 points) instead of running into them."""
+    root = ET.fromstring(svg_text(spec_path(spec), rankdir="TB"))
+    g = next(g for g in root.iter(SVG + "g") if g.find(SVG + "title").text == "cluster_target")
+    cx0, _, cx1, _ = _boxes(g)
+    t = g.find(SVG + "text")
+    w = N.text_width(t.text.strip(), float(t.get("font-size")))
+    assert t.get("text-anchor") == "middle"
+    left, right = float(t.get("x")) - w / 2 - cx0, cx1 - float(t.get("x")) - w / 2
+    assert min(left, right) >= 20, (left, right)
+
+
+@needs_dot
+@pytest.mark.parametrize("spec,longest", [("seed_world_model", "x_next"), ("lecun_agent", "memory"),
+                                          ("h_jepa", "x_next"), ("vjepa", "ctx_idx")])
+def test_variable_circles_are_one_size(spec, longest):
+    """`x` and `x_next` are the same kind of thing: every input, latent and action circle of a
+    diagram has one diameter, the one the longest name needs (the double circle's inner ring)."""
+    nodes, _, _ = parse_dot(dot_source(spec_path(spec)))
+    var = {n: a for n, (a, _) in nodes.items() if a["class"].split()[0] == "var"}
+    assert len(var) >= 3 and {a["fixedsize"] for a in var.values()} == {"true"}
+    assert {a["width"] for a in var.values()} == {f"{N.var_width(list(var)):g}"}
+    assert float(next(iter(var.values()))["width"]) > N.VAR_MIN_WIDTH
+    svg = _svg_nodes(svg_text(spec_path(spec)))
+    radii = {n: min(float(e.get("rx")) for e in svg[n].iter(SVG + "ellipse")) for n in var}
+    assert len(set(radii.values())) == 1, radii
+    r = radii[longest]
+    text = next(t for t in svg[longest].iter(SVG + "text"))
+    assert N.text_width(longest, float(text.get("font-size"))) + 8 < 2 * r  # the name fits, with air
+    assert max(len(n) for n in var) == len(longest)
+
+
 @needs_dot
 @pytest.mark.parametrize("rankdir", ["TB", "BT"])
 def test_levels_stack_in_rank_order_top_to_bottom(rankdir):
@@ -835,3 +954,20 @@ def test_gallery_detects_stale_pictures(tmp_path, agent):
     assert cli_main(["render", "--gallery", str(gallery), str(specs), "--check"]) == 0
     (specs / "agent.yaml").unlink()
     assert "agent.dot" in check_gallery(specs, gallery)
+
+
+@needs_dot
+def test_gallery_reports_and_removes_stray_pictures(tmp_path, capsys):
+    """A picture no spec draws (a copied .svg, a renamed spec's .dot) is stale; regenerating removes it."""
+    specs, gallery = tmp_path / "specs", tmp_path / "gallery"
+    specs.mkdir()
+    (specs / "agent.yaml").write_text(AGENT)
+    write_gallery(specs, gallery)
+    (gallery / "extra.svg").write_text((gallery / "agent.svg").read_text())
+    (gallery / "old.dot").write_text((gallery / "agent.dot").read_text())
+    assert check_gallery(specs, gallery) == ["old.dot", "extra.svg"]
+    assert cli_main(["render", "--gallery", str(gallery), str(specs), "--check"]) == 1
+    assert "stale: extra.svg" in capsys.readouterr().err
+    assert cli_main(["render", "--gallery", str(gallery), str(specs)]) == 0
+    assert not (gallery / "extra.svg").exists() and not (gallery / "old.dot").exists()
+    assert check_gallery(specs, gallery) == []

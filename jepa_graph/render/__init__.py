@@ -60,8 +60,10 @@ def render(obj: Any, path: str | Path, *, shapes: bool = True, params: bool = Tr
     The format comes from the extension: ``.svg``, ``.png``, ``.pdf`` or ``.dot``/``.gv``.
     ``shapes``/``params`` toggle tensor shapes on edges and parameter counts on blocks;
     ``depth`` collapses composites nested deeper than it (0: all collapsed); ``highlight``
-    outlines blocks; ``program`` colours what one program (energy, loss, encode, step, cost,
-    act) computes; ``legend`` adds the notation key. Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``.
+    outlines blocks; ``program`` colours what one of the spec's programs computes (those of
+    ``CompiledModel.program_names()``: forward, energy, loss, encode, step, cost, act, and a
+    level's encode_LEVEL/step_LEVEL, as the spec has them); ``legend`` adds the notation key.
+    Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -117,7 +119,7 @@ def diagram(obj: Any, opts: Options, search_path: list[str] | None = None) -> Di
     if opts.rankdir not in RANKDIRS:
         raise SpecError(f"unknown layout direction `{opts.rankdir}`", hint="use LR (left to right) or TB (top to bottom)")
     if opts.depth is not None and opts.depth < 0:
-        raise SpecError(f"--depth must be 0 or more, got {opts.depth}", hint="0 collapses every composite block")
+        raise SpecError(f"depth must be 0 or more, got {opts.depth}", hint="0 collapses every composite block")
     sc, model = _scene(obj, opts, search_path)
     return Diagram(to_dot(sc, opts, _emphasis(sc, model, opts)).source, errors=sc.errors)
 
@@ -169,7 +171,8 @@ def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
             emph.marked.update(sc.clusters[node].members if node in sc.clusters else ())
             continue
         dotted = [f"{k.replace('/', '.')}.{o}" for k, c in sc.clusters.items() for o in c.outputs]
-        raise SpecError(f"--highlight: `{name}` is not a block of `{sc.name}`",
+        # one wording for `--highlight` and `render(..., highlight=[...])`: no CLI flag in it
+        raise SpecError(f"highlight: `{name}` is not a block of `{sc.name}`",
                         hint=did_you_mean(name, list(sc.where) + list(sc.clusters) + dotted, "blocks"))
     if opts.program:
         if model is None:  # a spec with errors has no programs; still draw the errors

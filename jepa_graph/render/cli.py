@@ -24,7 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-params", dest="params", action="store_false", help="hide parameter counts on blocks")
     p.add_argument("--highlight", nargs="+", default=[], metavar="BLOCK", help="outline these blocks or composites")
     p.add_argument("--program", default=None, metavar="NAME",
-                   help="colour what one program uses: energy, loss, encode, step, cost, act")
+                   help="colour what one program uses; which programs a spec has depends on it (forward, "
+                        "energy, loss, encode, step, cost, act, and encode_LEVEL/step_LEVEL per hierarchy level): "
+                        "an unknown NAME lists the spec's own")
     p.add_argument("--legend", action="store_true", help="add the notation key beside the diagram")
     p.add_argument("--gallery", metavar="DIR", default=None,
                    help="render every spec in SPEC (a folder, default specs/) into DIR as .svg and .dot")

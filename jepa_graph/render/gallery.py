@@ -47,7 +47,7 @@ def expected(specs: Path) -> dict[str, str]:
 
 
 def write_gallery(specs: Path, gallery: Path) -> list[Path]:
-    """(Re)write every picture; removes pictures of specs that no longer exist."""
+    """(Re)write every picture; removes pictures (.dot and .svg) that no spec draws."""
     from . import pipe
     gallery.mkdir(parents=True, exist_ok=True)
     want = expected(specs)
@@ -79,8 +79,8 @@ def check_gallery(specs: Path, gallery: Path) -> list[str]:
         m = _HASH_RE.search(svg_path.read_text()) if svg_path.is_file() else None
         if m is None or m.group(1) != _sha(src):
             stale.append(svg_path.name)
-    for p in sorted(gallery.glob("*.dot")):
-        if p.name not in want:
+    for p in sorted(gallery.glob("*.dot")) + sorted(gallery.glob("*.svg")):  # left over: no spec draws it
+        if p.with_suffix(".dot").name not in want:
             stale.append(p.name)
     index = gallery / "README.md"
     if not index.is_file() or index.read_text() != _index(specs):

@@ -52,7 +52,8 @@ def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.D
     tree: dict[tuple[str, ...], list[Item]] = {}
     for it in items.values():
         tree.setdefault(it.cluster, []).append(it)
-    _emit(dot, (), tree, sc, opts, emph)
+    var_w = f"{N.var_width(it.title for it in items.values() if it.kind in N.VAR_KINDS):g}"
+    _emit(dot, (), tree, sc, opts, emph, var_w)
     _stack_levels(dot, items, edges, sc, opts)
     if opts.legend:
         from .legend import legend_graph
@@ -103,9 +104,10 @@ def _collapse(sc: Scene, depth: int | None) -> tuple[dict[str, Item], list[Edge]
 
 
 # ------------------------------------------------------------------------------------ nodes
-def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts: Options, emph: Emphasis) -> None:
+def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts: Options, emph: Emphasis,
+          var_w: str) -> None:
     for it in tree.get(path, []):
-        parent.node(it.id, **_node_attrs(it, opts, emph))
+        parent.node(it.id, **_node_attrs(it, opts, emph, var_w))
     children: list[str] = []
     for p in tree:
         if len(p) > len(path) and p[:len(path)] == path and p[len(path)] not in children:
@@ -113,7 +115,9 @@ def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts
     for key in children:
         c = sc.clusters[key]
         with parent.subgraph(name="cluster_" + _safe(key)) as sub:
-            attrs = dict(N.CLUSTERS[c.kind], label=c.label, fontname=N.FONT, fontsize="11")
+            pad = N.CLUSTER_LABEL_PAD
+            attrs = dict(N.cluster_attrs(c.kind, opts.rankdir), label=pad + c.label + pad, fontname=N.FONT,
+                         fontsize="11")
             attrs["class"] = f"cluster {c.kind}"
             if key in emph.marked:
                 attrs.update(color=N.HIGHLIGHT_COLOR, penwidth="3")
@@ -124,21 +128,23 @@ def _emit(parent: graphviz.Digraph, path: tuple[str, ...], tree, sc: Scene, opts
                                    f'{_wrap(c.error, "<br/>", 48, esc)}</font>>')
                 attrs["class"] += " error"
             sub.attr(**attrs)
-            _emit(sub, path + (key,), tree, sc, opts, emph)
+            _emit(sub, path + (key,), tree, sc, opts, emph, var_w)
 
 
-def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
+def _node_attrs(it: Item, opts: Options, emph: Emphasis, var_w: str = f"{N.VAR_MIN_WIDTH:g}") -> dict[str, str]:
     g = N.GLYPHS[it.kind]
     a = g.attrs()
     if it.kind == "encoder":
         a.update(N.encoder_attrs(opts.rankdir))
-    if it.kind in N.VAR_KINDS:
-        a.update(width="0.45", fixedsize="false")
+    if it.kind in N.VAR_KINDS:  # one size for every variable of the diagram (notation.var_width)
+        a.update(width=var_w, fixedsize="true")
     if it.ema:
         a["style"] += ",dashed"
-    faded = emph.used is not None and not (emph.used | emph.given) & set(it.uses)
-    a["label"] = _label(it, g, opts, faded, emph)
     shared = len(it.uses) > 1 and it.kind != "composite"
+    # a shared module none of whose uses the program computes fades like any unused block; the
+    # cell of a use it is given keeps its dashed blue (the encoder that `step` is handed states of)
+    faded = emph.used is not None and not (emph.used | (set() if shared else emph.given)) & set(it.uses)
+    a["label"] = _label(it, g, opts, faded, emph)
     classes = ["var" if it.kind in N.VAR_KINDS else "block", it.kind] + (["ema"] if it.ema else [])
     if shared:
         classes.append("shared")
@@ -150,7 +156,10 @@ def _node_attrs(it: Item, opts: Options, emph: Emphasis) -> dict[str, str]:
                 a.update(color=N.HIGHLIGHT_COLOR, penwidth="2.6")
             classes.append("used")
         elif emph.given & set(it.uses):
-            if not shared:
+            if shared:
+                a.update(N.FADED)
+                classes.append("faded")
+            else:
                 a.update(color=N.HIGHLIGHT_COLOR, penwidth="2", style=a["style"] + ",dashed")
             classes.append("given")
         else:
@@ -185,7 +194,7 @@ def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False, emph: Empha
     if len(it.uses) > 1 and it.kind != "composite":
         # one module, several uses: one cell (port) per use, so edges show which use they feed
         # edges run through the cells, so the title sits beside them (vertical flow) or above them
-        cells = [_cell(i, u, emph, esc) for i, u in enumerate(it.uses)]
+        cells = [_cell(i, u, emph, esc, faded) for i, u in enumerate(it.uses)]
         title = f'<td border="0"><b>{esc(it.title)}</b> (shared \u00d7{len(cells)})' \
                 f'{gap + small_html if small_html else ""}{err}</td>'
         rows = f"<tr>{title}{''.join(cells)}</tr>" if opts.rankdir in ("TB", "BT") \
@@ -194,14 +203,17 @@ def _label(it: Item, g: N.Glyph, opts: Options, faded: bool = False, emph: Empha
     return f"<<b>{esc(it.title)}</b>{gap + small_html if small_html else ''}{err}>"
 
 
-def _cell(i: int, use: str, emph: Emphasis | None, esc) -> str:
-    """The table cell (port ``u<i>``) of one use of a shared module, coloured by ``--program``."""
+def _cell(i: int, use: str, emph: Emphasis | None, esc, faded: bool = False) -> str:
+    """The table cell (port ``u<i>``) of one use of a shared module, coloured by ``--program``;
+    on a ``faded`` module, a use it is given keeps dark text."""
     text, attrs = esc(use.rsplit("/", 1)[-1]), 'bgcolor="#ffffff"'
     if emph is not None and emph.used is not None:
         if use in emph.used:
             attrs += f' color="{N.HIGHLIGHT_COLOR}" border="3"'
         elif use in emph.given:
             attrs += f' color="{N.HIGHLIGHT_COLOR}" border="2" style="dashed"'
+            if faded:
+                text = f'<font color="#222222">{text}</font>'
         else:
             attrs += f' color="{N.FADED["color"]}"'
             text = f'<font color="{N.FADED["fontcolor"]}">{text}</font>'

@@ -82,6 +82,32 @@ GLYPHS: dict[str, Glyph] = {
 }
 
 VAR_KINDS = ("input", "latent", "action")
+VAR_FONTSIZE = 11  # the node font size (layout's node_attr)
+VAR_MIN_WIDTH = 0.45  # inches: a one-letter variable's circle
+
+# Helvetica advance widths (1/1000 em, Adobe's AFM) of printable ASCII, from " " to "~"
+_HELVETICA = [278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278,
+              556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556,
+              1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778,
+              667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556,
+              333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556,
+              556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584]
+
+
+def text_width(text: str, size: float) -> float:
+    """Width in points of ``text`` set in Helvetica at ``size`` (other characters count as wide)."""
+    return size * sum(_HELVETICA[ord(c) - 32] if 32 <= ord(c) < 127 else 1000 for c in text) / 1000
+
+
+def var_width(titles) -> float:
+    """Diameter (inches) of every variable circle in a diagram: one size, fitting the longest title.
+
+    ``dot`` sizes a circle to its label (``x`` small, ``x_next`` large), so the circles would read
+    as different things; they are drawn ``fixedsize`` at this width instead: the widest title's
+    text box and margins (Helvetica metrics) and 30% more, so the box's corners stay inside
+    the circle, with room for a somewhat wider fallback font."""
+    widest = max((text_width(t, VAR_FONTSIZE) for t in titles), default=0.0)
+    return round(max(VAR_MIN_WIDTH, 1.3 * (widest + 2 * 0.06 * 72) / 72), 2)
 
 
 def encoder_attrs(rankdir: str) -> dict[str, str]:
@@ -116,6 +142,21 @@ CLUSTERS: dict[str, dict[str, str]] = {
     "composite": {"style": "rounded,dashed", "color": "#666666", "bgcolor": "#fafafa", "fontcolor": "#333333"},
     "level": {"style": "rounded", "color": "#6a3d9a", "bgcolor": "#f6f1fb", "fontcolor": "#6a3d9a", "penwidth": "1.5"},
 }
+CLUSTER_LABEL_PAD = "  "  # each side of a cluster's label: off the rounded corners where it sets the width
+
+
+def cluster_attrs(kind: str, rankdir: str) -> dict[str, str]:
+    """A cluster kind's style, with its label on the side fewer edges cross.
+
+    ``dot`` routes edges across cluster labels. Edges come into a level (from the inputs, from
+    the level below) over its top, so its label goes at the bottom (h_jepa --depth 0), in every
+    direction. A composite's inputs enter over its top when the flow is vertical (several of
+    them; its output leaves over the bottom, usually once), so there its label goes at the bottom
+    too; left to right they enter at its side and the label stays on top. Each cluster says its
+    own, as a cluster inherits the one it sits in."""
+    a = dict(CLUSTERS[kind])
+    a["labelloc"] = "b" if kind == "level" or rankdir in ("TB", "BT") else "t"
+    return a
 
 ERROR_COLOR = "#d00000"
 HIGHLIGHT_COLOR = "#1f6fd1"  # --highlight and --program outlines and edges
