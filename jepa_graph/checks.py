@@ -91,12 +91,14 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 errors.append(Diagnostic(f"EMA target `{n.name}` has type `{n.type}` but copies `{src.name}` of type `{src.type}`",
                                          n.at("type", key=False), "remove `type:`; an EMA target has its source's architecture"))
                 continue
+            jepa = str(getattr(n.loc, "file", "")).endswith(".jepa")  # hints in the spec's own syntax
             try:
                 n.ema = EmaParams.model_validate(n.raw_params)
             except ValidationError as e:
                 err = e.errors()[0]
                 key = err["loc"][0] if err["loc"] else "with"
-                usage = "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine|constant`"
+                usage = ("use `momentum=0.996` or `momentum=0.996..1.0`, `schedule=linear|cosine|constant`" if jepa else
+                         "use `momentum: 0.996` or `momentum: [0.996, 1.0]`, `schedule: linear|cosine|constant`")
                 if err["type"] == "extra_forbidden":
                     errors.append(Diagnostic(f"EMA target `{n.name}` has no parameter `{key}`", n.at("with", key, key=True),
                                              did_you_mean(str(key), list(EmaParams.model_fields), "parameters")))
@@ -106,7 +108,29 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                                          did_you_mean(str(err.get("input")), ("linear", "cosine", "constant"), "schedules")
                                          if key == "schedule" else usage))
                 continue
+            bad = _momentum_error(n, jepa)
+            if bad is not None:
+                errors.append(bad)
+                continue
             n.ema_of, n.type, n.raw_params, n.dims = src.name, src.type, src.raw_params, src.dims
+
+
+def _momentum_error(n: Node, jepa: bool) -> Diagnostic | None:
+    """An EMA momentum is a fraction: each end in [0, 1], and a schedule that does not decrease."""
+    m = n.ema.momentum
+    ends = [(m, ())] if isinstance(m, float) else [(v, (i,)) for i, v in enumerate(m)]
+    form = (lambda lo, hi: f"`momentum={lo}..{hi}`") if jepa else (lambda lo, hi: f"`momentum: [{lo}, {hi}]`")
+    one = "`momentum=0.996`" if jepa else "`momentum: 0.996`"
+    for v, sub in ends:
+        if not 0.0 <= v <= 1.0:  # NaN fails too
+            return Diagnostic(f"EMA target `{n.name}`: momentum {v} is outside [0, 1]", n.at("with", "momentum", *sub),
+                              f"the target keeps this fraction of its weights each step: use e.g. {one} "
+                              f"or {form(0.996, 1.0)}")
+    lo, hi = n.ema.range()
+    if lo > hi:
+        return Diagnostic(f"EMA target `{n.name}`: momentum goes down from {lo} to {hi}", n.at("with", "momentum", 0),
+                          f"the schedule runs from start to end and the target should settle: write {form(hi, lo)}")
+    return None
 
 
 def _wiring(g: Graph, errors: list[Diagnostic]) -> None:

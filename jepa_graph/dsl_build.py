@@ -68,6 +68,11 @@ class Assembler:
     def var(self, kw, names, shape: V, opts) -> None:
         section = VAR_SECTIONS[str(kw)]
         fields: list[tuple[str, Location, V]] = [("shape", shape.loc, shape)]
+        regs = [o for o in opts if isinstance(o, tuple) and o[0] == "reg"]
+        if str(kw) == "latent" and len(regs) > 1:  # `~ l1(0.1) ~ l2(0.1)`: the grammar joins them with `+`
+            terms = " + ".join(f"{n}({w.data})" for r in regs for n, _, w in r[2])
+            raise SpecError("a latent has one `~`; join its regularisers with `+`", regs[1][1],
+                            f"write `~ {terms}`")
         for opt in opts:
             if isinstance(opt, V):  # the trailing {key=value} mapping: any other field
                 fields += [(k, kl, kv) for k, (kl, kv) in opt.kids.items()]
@@ -227,7 +232,13 @@ class Assembler:
                 blocks[name] = {"kind": kind, **blocks[name]}
                 self.raw.values.setdefault(("blocks", name, "kind"), at)
                 continue
-            if target not in blocks:
+            if target == "ema" and target not in blocks:  # `t = ema(enc)`: no inputs list
+                src = blocks.get(name, {}).get("in", ["enc"])
+                src = src[0] if src and isinstance(src[0], str) else "enc"
+                errors.append(Diagnostic("an EMA target is written `ema(block)(inputs, params)`", at,
+                                         f"write `{name} = ema({src})(x_next, momentum=0.99..1.0)`: the block "
+                                         "it copies, then the inputs it reads"))
+            elif target not in blocks:
                 errors.append(Diagnostic(f"`{name}` copies `{target}`, which is not a block in this file", at,
                                          _copy_hint(target, [b for b in blocks if b != name])))
             else:

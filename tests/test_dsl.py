@@ -243,6 +243,27 @@ def test_syntax_reference_examples_parse():
         parse_dsl(text, "doc.jepa")
 
 
+def test_syntax_reference_error_examples_are_the_tools_output(tmp_path):
+    """docs/jepa_syntax.md: each error example is what `jepa-graph validate` prints for its line."""
+    import re
+
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "jepa_syntax.md").read_text()
+    examples = [b for b in re.findall(r"```text\n(.*?)```", doc, re.S) if ": error: " in b]
+    assert examples
+    for block in examples:
+        head = re.match(r"(\S+\.jepa):(\d+):\d+: error: ", block)
+        file, line = head.group(1), int(head.group(2))
+        code = re.search(rf"^ *{line} \| (.*)$", block, re.M).group(1)
+        filler = ["jepa doc"] + ["# ..."] * (line - 2) if line > 1 else []
+        (tmp_path / file).write_text("\n".join(filler + [code]) + "\n")
+        with pytest.raises(jg.SpecError) as e:
+            parse_dsl((tmp_path / file).read_text(), file)
+        assert str(e.value).splitlines()[0] == block.splitlines()[0]
+        assert str(e.value) == block.rstrip("\n")
+
+
 def test_readme_shows_one_spec_in_both_syntaxes():
     """The tour's YAML and .jepa blocks are the same model as specs/seed_world_model.yaml."""
     import re

@@ -183,6 +183,18 @@ TABLE = [
     Bad("EMA of an unknown block", sub("ema_of: enc", "ema_of: enk"), r"`tgt` is an EMA target of unknown block `enk`", "12:32"),
     Bad("EMA momentum not a number", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {momentum: high}}"),
         r"EMA target `tgt`: bad `momentum`", "12:63"),
+    Bad("EMA momentum above 1", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {momentum: 1.5}}"),
+        r"EMA target `tgt`: momentum 1\.5 is outside \[0, 1\]", "12:63"),
+    Bad("EMA momentum end below 0", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {momentum: [0.9, -0.5]}}"),
+        r"EMA target `tgt`: momentum -0\.5 is outside \[0, 1\]", "12:69"),
+    Bad("EMA momentum going down", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {momentum: [1.0, 0.9]}}"),
+        r"EMA target `tgt`: momentum goes down from 1\.0 to 0\.9", "12:64"),
+    Bad("EMA momentum going down in .jepa", "jepa t\ninput x, y : [2]\nenc = encoder.mlp(x, out=2)\n"
+        "t = ema(enc)(y, momentum=1.0..0.9)\nE = energy.l2(enc, t)\nobjective E\n",
+        r"EMA target `t`: momentum goes down from 1\.0 to 0\.9", "4:26", ext="jepa"),
+    Bad("EMA momentum above 1 in .jepa", "jepa t\ninput x, y : [2]\nenc = encoder.mlp(x, out=2)\n"
+        "t = ema(enc)(y, momentum=0.99..1.5)\nE = energy.l2(enc, t)\nobjective E\n",
+        r"EMA target `t`: momentum 1\.5 is outside \[0, 1\]", "4:32", ext="jepa"),
     Bad("EMA parameter typo", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {momentm: 0.9}}"),
         r"EMA target `tgt` has no parameter `momentm`", "12:53"),
     Bad("EMA schedule typo", sub("ema_of: enc, in: [y]}", "ema_of: enc, in: [y], with: {schedule: cosin}}"),
@@ -415,3 +427,18 @@ def test_from_dict_errors_point_into_generated_yaml():
     d = info.value.first
     assert d.loc.file == "<python>.yaml" and "did you mean `x`" in d.hint
     assert d.format().splitlines()[1].strip().startswith(f"{d.loc.line} |")
+
+
+@pytest.mark.parametrize("ext, momentum, want", [
+    ("yaml", "{momentum: fast}", "`momentum: 0.996`"), ("jepa", "momentum=fast", "`momentum=0.996`"),
+    ("yaml", "{momentum: 1.5}", "`momentum: [0.996, 1.0]`"), ("jepa", "momentum=1.5", "`momentum=0.996..1.0`"),
+])
+def test_ema_hints_are_written_in_the_specs_syntax(ext, momentum, want):
+    if ext == "yaml":
+        text = sub("ema_of: enc, in: [y]}", f"ema_of: enc, in: [y], with: {momentum}}}")
+    else:
+        text = f"jepa t\ninput x, y : [2]\nenc = encoder.mlp(x, out=2)\nt = ema(enc)(y, {momentum})\n" \
+               "E = energy.l2(enc, t)\nobjective E\n"
+    with pytest.raises(jg.SpecError) as info:
+        jg.check(jg.loads(text, f"spec.{ext}"))
+    assert want in info.value.first.hint
