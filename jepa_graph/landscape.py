@@ -3,7 +3,11 @@
 Three views of one sample of a batch:
 
 * ``latent``: E over the values of a discrete latent (bars), over one coordinate of a continuous
-  latent (a curve) or two (a heat map); the other coordinates sit at the minimiser z*.
+  latent (a curve) or two (a heat map); the other coordinates sit at the minimiser z*. Other
+  latents the batch leaves out are held at their part of the joint z* of the plotted sample (one
+  :func:`~jepa_graph.minimize_energy` over all of them), so the plot is a slice through z*. The
+  grid's lowest point is the landscape's minimum; z* is marked beside it with E(z*) (a local
+  search can stop above the grid's minimum, and a grid misses a minimum between its points).
 * ``along``: F(x, y(t)) = min_z E(x, y(t), z) for y(t) = (1 - t) a + t b, t in [-0.25, 1.25]:
   two wells for a latent model at a fork, one well at the average for a model without z.
 
@@ -17,7 +21,7 @@ Example::
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,28 +38,52 @@ class Landscape:
     energy: torch.Tensor
     labels: list[str]
     kind: str  # "discrete" | "curve" | "map" | "along"
-    best: list[float]  # where the minimum is, one number per axis
+    best: list[float]  # where the grid's minimum ``energy.min()`` is, one number per axis
+    z_star: list[float] | None = None  # where the minimiser's z* is on the axes (latent views)
+    e_star: float | None = None  # E(x, y, z*)
+    held: dict[str, list[float]] = field(default_factory=dict)  # other latents, held at their z*
 
 
 @torch.no_grad()
 def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = None, *, sample: int = 0,
                      dims: tuple[int, ...] | None = None, lim: tuple[float, float] | None = None,
                      resolution: int = 101) -> Landscape:
-    """E(x, y, z) of sample ``sample`` over latent ``over``, everything in one batched call."""
+    """E(x, y, z) of sample ``sample`` over latent ``over``, everything in one batched call.
+
+    ``over`` may be left out when one latent is left to infer. Other latents not in ``batch``
+    are held at their part of the joint minimiser z* of the sample (listed in ``held``)."""
     from .minimize import minimize_energy
-    spaces, given = resolve(model, batch, over)
-    if len(spaces) != 1:
-        raise SpecError(f"a landscape is drawn over one latent; pass `over=` one of "
-                        f"{', '.join(s.name for s in spaces)} and give the others in the batch")
-    s = spaces[0]
+    if over is None:
+        spaces, given = resolve(model, batch, None)
+        if len(spaces) != 1:
+            raise SpecError(f"a landscape is drawn over one latent; `{model.spec.name}` leaves "
+                            f"{', '.join(f'`{s.name}`' for s in spaces)} to infer",
+                            hint=f"pick one with `over=`, e.g. over=\"{spaces[0].name}\" (the others are held at "
+                                 "their z*), or give the others in the batch")
+    else:
+        spaces, given = resolve(model, batch, over, rest=True)
+    s, others = spaces[0], spaces[1:]
     _check_sample(given, sample)
     one = {k: v[sample:sample + 1] for k, v in given.items()}
-    fn = EnergyFn(model, one, [s], f"the landscape of `{s.name}`", hoist=True)
+    held, z_star = {}, None
+    if others or not s.discrete:  # the joint z* of this sample: the others are held there
+        rows = {k: v[sample:sample + 1] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim()}
+        zs, _ = minimize_energy(model, {**rows, **one}, over=[o.name for o in spaces])
+        z_star = zs[s.name]
+        one.update({o.arg: zs[o.name] for o in others})
+        held = {o.name: [float(v) for v in zs[o.name].flatten()] for o in others}
+    plain = EnergyFn(model, one, [s], f"the landscape of `{s.name}`", hoist=True)
+    held_r = sum(float(o.penalty(one[o.arg], o.extra_regs)) for o in others)  # R of the held: a constant
+
+    def fn(zs):  # E + R over the plotted latent, the value the joint search minimised
+        return plain(zs) + held_r
+
     if s.discrete:
-        z = s.one_hot(torch.arange(s.k, device=_device(one)))
-        e = fn({s.arg: z})
-        return Landscape([torch.arange(s.k)], e.cpu(), [f"{s.name} (value)"], "discrete", [float(e.argmin())])
-    z_star, _ = minimize_energy(model, {**batch, **one}, over=s.name)
+        e = fn({s.arg: s.one_hot(torch.arange(s.k, device=_device(one)))}).cpu()
+        i = int(e.argmin())
+        return Landscape([torch.arange(s.k)], e, [f"{s.name} (value)"], "discrete", [float(i)],
+                         [float(z_star.argmax())] if z_star is not None else [float(i)],
+                         float(e[int(z_star.argmax())]) if z_star is not None else float(e[i]), held)
     flat = z_star.flatten(1)[0]  # (n,) the minimiser; unvaried coordinates stay here
     dims = tuple(dims) if dims is not None else tuple(range(min(2, flat.numel())))
     if not 1 <= len(dims) <= 2 or any(not 0 <= d < flat.numel() for d in dims) or len(set(dims)) != len(dims):
@@ -72,9 +100,10 @@ def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = N
     for d, gr in zip(dims, grids):
         z[:, d] = gr.flatten()
     e = fn({s.arg: z.view(-1, *s.shape)}).view(grids[0].shape).cpu()
-    labels = [f"{s.name}[{d}]" for d in dims]
-    best = [float(flat[d]) for d in dims]
-    return Landscape([ax.cpu()] * len(dims), e, labels, "curve" if len(dims) == 1 else "map", best)
+    e_star = float(fn({s.arg: z_star})[0])
+    at = torch.unravel_index(e.argmin(), e.shape)  # the grid's minimum, per axis
+    return Landscape([ax.cpu()] * len(dims), e, [f"{s.name}[{d}]" for d in dims], "curve" if len(dims) == 1 else "map",
+                     [float(ax[int(i)]) for i in at], [float(flat[d]) for d in dims], e_star, held)
 
 
 @torch.no_grad()
@@ -111,7 +140,7 @@ def plot(land: Landscape, path: str | Path, title: str = "") -> Path:
     except ImportError:
         raise SpecError("plotting needs matplotlib", hint="pip install 'jepa-graph[plot]'") from None
     fig, ax = plt.subplots(figsize=(6, 4.5) if land.kind == "map" else (6, 3.6))
-    if land.kind == "discrete":
+    if land.kind == "discrete":  # enumerated: the lowest bar is the exact minimum over the values
         ax.bar(land.axes[0].numpy(), land.energy.numpy(), color="#c44")
         ax.set_xticks(land.axes[0].numpy())
         ax.set_ylabel("E(x, y, z)")
@@ -119,12 +148,17 @@ def plot(land: Landscape, path: str | Path, title: str = "") -> Path:
         x, y = land.axes
         im = ax.pcolormesh(x.numpy(), y.numpy(), land.energy.T.numpy(), shading="auto", cmap="viridis")
         fig.colorbar(im, ax=ax, label="E(x, y, z)")
-        ax.plot(*land.best, "w*", markersize=12, label="z*")
+        ax.plot(*land.best, "wo", mfc="none", markersize=10, label=f"grid min {float(land.energy.min()):.3g}")
+        if land.z_star is not None:
+            ax.plot(*land.z_star, "w*", markersize=12, label=f"z*, E(z*) = {land.e_star:.3g}")
         ax.set_ylabel(land.labels[1])
         ax.legend(loc="upper right")
     else:
         ax.plot(land.axes[0].numpy(), land.energy.numpy(), color="#c44")
-        ax.axvline(land.best[0], color="gray", ls=":", label=f"min at {land.best[0]:.3g}")
+        low = f"min {float(land.energy.min()):.3g} at {land.best[0]:.3g}"  # the grid's
+        ax.axvline(land.best[0], color="gray", ls=":", label=low)
+        if land.kind == "curve" and land.z_star is not None:
+            ax.plot(land.z_star[0], land.e_star, "k*", markersize=11, label=f"z*, E(z*) = {land.e_star:.3g}")
         if land.kind == "along":
             for t, name in ((0.0, "a"), (1.0, "b")):
                 ax.axvline(t, color="k", lw=0.6)
@@ -160,7 +194,8 @@ def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--checkpoint", metavar="C", help="trained weights (default: random initial weights)")
     p.add_argument("-o", "--output", default="energy.png", help="PNG to write (default: energy.png)")
-    p.add_argument("--over", help="the latent (default: the only one left to infer)")
+    p.add_argument("--over", metavar="NAME", help="the latent (default: the only one left to infer); other "
+                   "latents are held at their part of the sample's joint minimiser z*")
     p.add_argument("--dims", default=None, help="coordinates of a continuous latent to vary, e.g. 0 or 0,1")
     p.add_argument("--lim", type=float, nargs=2, metavar=("LO", "HI"), help="latent range (default: box or -3 3)")
     p.add_argument("--along", metavar="INPUT", help="plot F along a line of this input instead (e.g. y)")
@@ -208,6 +243,12 @@ def run(args) -> int:
         land = energy_along(model, batch, args.along, batch[args.along][i], batch[args.along][j], sample=i)
         title = f"{model.spec.name}: F along {args.along} from sample {i} to {j}"
     else:
+        left = resolve(model, batch, None)[0] if args.over is None else []
+        if len(left) > 1:  # worded for the command line: latent_landscape's own says `over=`
+            raise SpecError(f"`{model.spec.name}` leaves {len(left)} latents to infer "
+                            f"({', '.join(f'`{s.name}`' for s in left)}); the energy is drawn over one",
+                            hint=f"pick it with --over NAME, e.g. --over {left[0].name}; the others are held at "
+                                 "their part of the sample's minimiser z*")
         dims = _dims(args.dims) if args.dims else None
         land = latent_landscape(model, batch, args.over, sample=args.sample, dims=dims,
                                 lim=tuple(args.lim) if args.lim else None)
@@ -216,10 +257,17 @@ def run(args) -> int:
         out = plot(land, args.output, title)
     except OSError as e:
         raise SpecError(f"cannot write `{args.output}`: {e.strerror or e}", hint="check the folder and its permissions") from None
-    _say(f"minimum {float(land.energy.min()):.4g} at {', '.join(f'{b:.3g}' for b in land.best)}; "
-         f"maximum {float(land.energy.max()):.4g}")
+    _say(f"minimum {float(land.energy.min()):.4g} at {_coords(land.best)}; maximum {float(land.energy.max()):.4g}")
+    if land.z_star is not None and land.kind != "discrete":  # the grid's lowest point need not be z*
+        _say(f"z* (the minimiser) at {_coords(land.z_star)}: E(z*) = {land.e_star:.4g}")
+    for name, v in land.held.items():
+        _say(f"`{name}` held at its z* ({_coords(v)})")
     _say(f"wrote {out}")
     return 0
+
+
+def _coords(v: list[float]) -> str:
+    return ", ".join(f"{b:.3g}" for b in v)
 
 
 def _line_inputs(model) -> list[str]:

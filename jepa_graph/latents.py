@@ -22,6 +22,8 @@ import torch.fx as fx
 
 from .errors import BlockRuntimeError, Location, SpecError, did_you_mean
 from .lower import LATENT_PENALTIES, Lowering, energy_terms, fx_name
+from .model import _find_failing_node
+from .train_checks import dtype_kind
 
 log = logging.getLogger(__name__)
 _PROGRAMS: "weakref.WeakKeyDictionary[Any, dict[str, fx.GraphModule]]" = weakref.WeakKeyDictionary()
@@ -108,12 +110,15 @@ def latent_spaces(model) -> dict[str, LatentSpace]:
 
 
 def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple[str, ...] | None,
-            program: str = "energy") -> tuple[list[LatentSpace], dict[str, torch.Tensor]]:
-    """The latents to minimise over and the given inputs of ``program`` (extra batch keys ignored)."""
+            program: str = "energy", rest: bool = False) -> tuple[list[LatentSpace], dict[str, torch.Tensor]]:
+    """The latents to minimise over and the given inputs of ``program`` (extra batch keys ignored),
+    checked (:func:`check_inputs`). ``rest``: after those ``over`` names, every other latent
+    ``batch`` leaves out."""
     spaces = latent_spaces(model)
     want = model.input_names(program)
+    left = [s.name for s in spaces.values() if s.arg in want and s.name not in batch and s.arg not in batch]
     if over is None:
-        names = [s.name for s in spaces.values() if s.arg in want and s.name not in batch and s.arg not in batch]
+        names = left
         if not names:
             raise SpecError(f"`{model.spec.name}` has no latent left to minimise over",
                             hint="declare one under `latents:`, or leave it out of the batch")
@@ -128,6 +133,8 @@ def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple
             raise SpecError(f"latent `{name}` does not enter the {program} of `{model.spec.name}`", s.loc,
                             "wire it into a predictor whose output an energy term compares")
         chosen.append(s)
+    if rest:
+        chosen += [spaces[n] for n in left if all(s.name != n for s in chosen)]
     args = {s.arg for s in chosen}
     missing = [p for p in want if p not in args and p not in batch]
     if missing:
@@ -136,16 +143,47 @@ def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple
                         hint=f"the {program} program takes ({', '.join(want)}); give the other latents a value, "
                              "or add them to `over`")
     given = {p: batch[p] for p in want if p not in args}
-    sizes = {p: v.shape[0] for p, v in given.items()}
-    for p, v in given.items():
-        node = model.graph.nodes.get(p.replace("__", "/"))
-        if node is not None and node.ttype is not None and tuple(v.shape[1:]) != node.ttype.shape:
-            raise SpecError(f"input `{p}` should be {node.ttype}, got {list(v.shape)}", node.loc,
-                            "the batch dim comes first, then the declared shape")
+    check_inputs(model, given)
+    return chosen, given
+
+
+def check_inputs(model, inputs: dict[str, Any]) -> None:
+    """Refuse, before any block runs, inputs a block would fail on (or silently broadcast): each must
+    be a tensor with a batch dim, the declared per-sample shape and dtype (floats in the weights'
+    dtype, on the weights' device), all with one batch size. A SpecError at the input's declaration.
+
+    The per-input facts are the graph's (``node.ttype``), as in :meth:`CompiledModel.run`."""
+    w = next((p for p in model.parameters() if p.is_floating_point()), None)
+    sizes = {}
+    for key, v in inputs.items():
+        node = model.graph.nodes.get(key.replace("__", "/"))
+        want = node.ttype if node is not None else None
+        loc = node.loc if node is not None else None
+        if not isinstance(v, torch.Tensor):
+            kind = {"float": "float32"}.get(want.dtype, want.dtype) if want is not None else "float32"
+            got = type(v).__name__ if type(v).__module__ == "builtins" else f"{type(v).__module__}.{type(v).__name__}"
+            raise SpecError(f"input `{key}` should be a torch tensor{f' {want}' if want else ''}, got {got}", loc,
+                            f"convert it: `torch.as_tensor({key}, dtype=torch.{kind})`")
+        if v.dim() == 0:
+            raise SpecError(f"input `{key}` has no batch dim", loc, f"a batch of one is `{key}[None]`")
+        if want is not None:
+            if tuple(v.shape[1:]) != want.shape:
+                unbatched = f"; a batch of one is `{key}[None]`" if tuple(v.shape) == want.shape else ""
+                raise SpecError(f"input `{key}` should be {want}, got {list(v.shape)}", loc,
+                                "the batch dim comes first, then the declared shape" + unbatched)
+            if dtype_kind(v) != want.dtype:  # float | long | bool, each a tensor method
+                raise SpecError(f"input `{key}` holds {want.dtype} values ({want}), got a {v.dtype} tensor", loc,
+                                f"convert it: `{key}.{want.dtype}()`")
+        if w is not None and v.is_floating_point() and v.dtype != w.dtype:
+            raise SpecError(f"input `{key}` is {v.dtype} but the weights of `{model.spec.name}` are {w.dtype}", loc,
+                            f"convert it: `{key}.to({w.dtype})` (or the model: `model.to({v.dtype})`)")
+        if w is not None and v.device != w.device:
+            raise SpecError(f"input `{key}` is on {v.device} but the weights of `{model.spec.name}` are on {w.device}",
+                            loc, f"move it: `{key}.to(\"{w.device}\")`")
+        sizes[key] = v.shape[0]
     if len(set(sizes.values())) > 1:
         raise SpecError("the batch's tensors disagree on the batch size: " +
                         ", ".join(f"`{p}` has {b}" for p, b in sizes.items()), hint="give every input B rows")
-    return chosen, given
 
 
 def subprogram(model, key: str, outputs: dict[str, str], cut: dict[str, str] | None = None,
@@ -187,7 +225,23 @@ def run_subprogram(model, gm: fx.GraphModule, batch: dict[str, torch.Tensor], wh
     if missing:
         raise SpecError(f"{what} needs {', '.join(f'`{m}`' for m in missing)} in the batch",
                         hint=f"it takes ({', '.join(args)})")
-    return gm(**{a: batch[a] for a in args})
+    feed = {a: batch[a] for a in args}
+    try:
+        return gm(**feed)
+    except Exception as e:  # re-raised naming the block and its spec line, as CompiledModel.run does
+        raise located(model, gm, feed, what, e) from e
+
+
+def located(model, gm: fx.GraphModule, feed: dict[str, torch.Tensor], what: str, err: Exception) -> Exception:
+    """``err`` from running ``gm`` on ``feed`` as a BlockRuntimeError naming the first block that raises."""
+    if isinstance(err, (BlockRuntimeError, SpecError)):
+        return err
+    failing = _find_failing_node(gm, feed)
+    n = model.graph.nodes.get(failing) if failing is not None else None
+    if n is None:
+        return BlockRuntimeError(f"{what} of `{model.spec.name}` failed: {type(err).__name__}: {err}")
+    return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed in {what}: "
+                             f"{type(err).__name__}: {err}")
 
 
 def encoder_guess(model, space: LatentSpace, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -225,7 +279,9 @@ class EnergyFn:
             self._reps[n] = {k: v.repeat(n, *([1] * (v.dim() - 1))) for k, v in self.given.items()}
         return self._reps[n]
 
-    def __call__(self, zs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, zs: dict[str, torch.Tensor], trial: bool = False) -> torch.Tensor:
+        """``trial``: these are line-search trial points, which a non-finite energy only rejects:
+        it comes back +inf, neither raised nor logged (the search then tries a shorter step)."""
         rows = next(iter(zs.values())).shape[0] if zs else self.B
         n = rows // self.B if self.B else 1
         feed = {**self.repeated(n), **zs}
@@ -235,6 +291,8 @@ class EnergyFn:
         else:
             e = self._energy(feed)
         bad = ~torch.isfinite(e.detach())
+        if trial:
+            return torch.where(bad, torch.full_like(e, math.inf), e)
         if bad.any():
             full = {k: v for k, v in feed.items() if not k.startswith("pre__")}
             msg = explain_nonfinite(self.model, full, e.detach(), self.spaces, self.what, self.step)
@@ -293,5 +351,5 @@ def explain_nonfinite(model, feed: dict[str, torch.Tensor], e: torch.Tensor, spa
                     f"from finite inputs{tail}")
     regs = [s.name for s in spaces if s.regs]
     return f"{head}: every block is finite; the sum of the energy terms overflows" + \
-        (f" (R(z) of {', '.join(regs)})" if regs else "")
+        (f" (R(z) of {', '.join(regs)})" if regs else "") + tail
 

@@ -63,10 +63,11 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
             Both move every sample (and restart) on its own: a result does not depend on the rest
             of the batch. L-BFGS keeps a curvature history and a backtracking line search per
             sample; ``steps`` counts its outer iterations, each evaluating the energy and its
-            gradient once per trial step (once when every sample takes its first, at most 10), and
-            it stops early once every sample has converged. L-BFGS wants a smooth energy: at the
-            kinks of an L1 R(z) or a ReLU it stalls, spending all 10 trials a step, where Adam
-            does not.
+            gradient once per trial step (once when every sample takes its first; a trial whose
+            energy is not finite only shortens the step, so a too-large ``lr`` costs trials, not
+            the result), and it stops early once every sample has converged. L-BFGS wants a smooth
+            energy: at the kinks of an L1 R(z) or a ReLU it stalls, spending a dozen trials a step
+            until the step no longer moves z, where Adam does not.
         restarts: starting points per sample for gradient descent (the first is ``init``).
         samples, elites: candidates per sample (cem, sample) and how many refit CEM.
         init: start point (B, *shape), or a dict by latent name; else the latent's encoder, else 0.
@@ -204,7 +205,9 @@ def _starts(model, spaces: list[LatentSpace], batch, init, B: int, device, use_e
     """Start points (B, *shape) per latent placeholder, and CEM's first categorical probabilities."""
     if isinstance(init, torch.Tensor):
         if len(spaces) != 1:
-            raise SpecError("`init` must be a dict by latent name when minimising over several latents")
+            raise SpecError(f"`init` must be a dict by latent name when minimising over several latents "
+                            f"({', '.join(f'`{s.name}`' for s in spaces)})",
+                            hint="e.g. init={" + ", ".join(f'"{s.name}": ...' for s in spaces) + "}")
         init = {spaces[0].name: init}
     init = init or {}
     starts, probs = {}, {}
@@ -220,7 +223,12 @@ def _starts(model, spaces: list[LatentSpace], batch, init, B: int, device, use_e
                 z0 = guess
         if z0 is None:
             z0 = s.one_hot(torch.zeros(B, dtype=torch.long, device=device)) if s.discrete else s.default(B, device)
+        if not isinstance(z0, torch.Tensor):
+            raise SpecError(f"start point of latent `{s.name}` should be a torch tensor, got {type(z0).__name__}",
+                            s.loc, f"convert it: `torch.as_tensor(init, dtype=torch.float32)`, shape {[B, *s.shape]}")
         if tuple(z0.shape) != (B, *s.shape):
-            raise SpecError(f"start point of latent `{s.name}` has shape {list(z0.shape)}, expected {[B, *s.shape]}")
+            raise SpecError(f"start point of latent `{s.name}` has shape {list(z0.shape)}, expected {[B, *s.shape]}",
+                            s.loc, "one row per sample of the batch, each of the latent's declared shape" +
+                            (" (a one-hot over its values)" if s.discrete else ""))
         starts[s.arg] = s.project(z0.detach().to(device).float())
     return starts, probs

@@ -12,12 +12,14 @@ Example::
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from .errors import SpecError, did_you_mean
-from .latents import EnergyFn, LatentSpace, NonFiniteEnergyError, latent_spaces, run_subprogram, subprogram
+from .latents import (EnergyFn, LatentSpace, NonFiniteEnergyError, check_inputs, latent_spaces, run_subprogram,
+                      subprogram)
 from .nonfinite import first_nonfinite_block
 
 
@@ -45,6 +47,9 @@ def predict_modes(model, x: torch.Tensor | dict[str, torch.Tensor], k: int | Non
             or the last predictor that depends on the latent).
         samples: draws of a continuous latent from its prior (the prior's mode, 0, is the first).
     """
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise SpecError(f"predict_modes keeps k >= 1 modes per sample, got k={k!r}",
+                        hint="leave k out for every mode (each value of a discrete latent, else `samples` draws)")
     space = _latent(model, over)
     pred_name = predictor or _predictor(model, space)
     gm = subprogram(model, f"modes_{pred_name}", {"pred": pred_name})
@@ -52,13 +57,24 @@ def predict_modes(model, x: torch.Tensor | dict[str, torch.Tensor], k: int | Non
     if space.arg not in args:
         raise SpecError(f"predictor `{pred_name}` does not depend on latent `{space.name}`",
                         hint="pass `predictor=` a block downstream of the latent")
-    if isinstance(x, torch.Tensor):
-        obs = [a for a in args if a != space.arg]
-        if len(obs) != 1:
-            raise SpecError(f"`{pred_name}` takes ({', '.join(obs)}); pass them as a dict")
-        x = {obs[0]: x}
-    B = next(iter(x.values())).shape[0]
-    device = next(iter(x.values())).device
+    obs_args = [a for a in args if a != space.arg]
+    if not isinstance(x, Mapping):
+        if len(obs_args) != 1:
+            raise SpecError(f"`{pred_name}` takes ({', '.join(obs_args)}); pass them as a dict",
+                            hint="e.g. predict_modes(model, {" + ", ".join(f'"{a}": ...' for a in obs_args) + "})")
+        x = {obs_args[0]: x}
+    missing = [a for a in obs_args if a not in x]
+    if missing:
+        raise SpecError(f"predictor `{pred_name}` needs {', '.join(f'`{m}`' for m in missing)} in `x`",
+                        hint=f"it takes ({', '.join(obs_args)})")
+    obs = {a: x[a] for a in obs_args}
+    if not obs:
+        raise SpecError(f"predictor `{pred_name}` takes only the latent `{space.name}`: no batch to predict for",
+                        hint="pick a predictor that takes observations with `predictor=`")
+    ranked = {} if y is None else {a: v for a, v in {**x, **y}.items() if a in model.input_names("energy")}
+    check_inputs(model, {**obs, **ranked})  # before any block runs: type, shape, dtype, one batch size
+    B = next(iter(obs.values())).shape[0]
+    device = next(iter(obs.values())).device
     if space.discrete:
         cands = space.one_hot(torch.arange(space.k, device=device))  # (n, K)
     else:
@@ -66,7 +82,7 @@ def predict_modes(model, x: torch.Tensor | dict[str, torch.Tensor], k: int | Non
         cands = torch.cat([space.default(1, device), draws])  # (n, *shape)
     n = cands.shape[0]
     z = cands.repeat_interleave(B, 0)  # rows c * B + b
-    feed = {a: v.repeat(n, *([1] * (v.dim() - 1))) for a, v in x.items() if a in args}
+    feed = {a: v.repeat(n, *([1] * (v.dim() - 1))) for a, v in obs.items()}
     pred = run_subprogram(model, gm, {**feed, space.arg: z}, f"predictor `{pred_name}`")["pred"]
     if not torch.isfinite(pred).all():  # never rank (or return) NaN predictions silently
         culprit = first_nonfinite_block(gm, {**feed, space.arg: z}) or pred_name
@@ -77,15 +93,14 @@ def predict_modes(model, x: torch.Tensor | dict[str, torch.Tensor], k: int | Non
         raise NonFiniteEnergyError(f"{where}predict_modes: the predictions of `{pred_name}` are NaN or infinite; "
                                    f"{what} is the first to give non-finite values")
     if y is not None:
-        inputs = {a: v for a, v in {**x, **y}.items() if a in model.input_names("energy")}
-        score = EnergyFn(model, inputs, [space], f"ranking the modes of `{space.name}`")({space.arg: z})
+        score = EnergyFn(model, ranked, [space], f"ranking the modes of `{space.name}`")({space.arg: z})
         ranked_by = "energy"
     else:
         score = space.penalty(z, space.regs)
         score = score if isinstance(score, torch.Tensor) else torch.zeros(n * B, device=device)
         ranked_by = "prior"
     score = score.view(n, B)
-    keep = min(k or n, n)
+    keep = min(k or n, n)  # k is None or >= 1
     order = torch.sort(score, dim=0, stable=True).indices[:keep]  # (keep, B)
     rows = (order * B + torch.arange(B, device=device)).T  # (B, keep)
     return Modes(z=z[rows], pred=pred[rows], score=score.T.gather(1, order.T), ranked_by=ranked_by)

@@ -28,7 +28,9 @@ def plot_run(run: str | Path, output: str | Path | None = None) -> Path:
         raise SpecError(f"no metrics at {metrics}", hint="give a run folder written by `jepa-graph train`")
     rows = read_metrics(metrics)
     if not rows:
-        raise SpecError(f"{metrics} holds no records yet")
+        raise SpecError(f"{metrics} holds no records yet",
+                        hint="`jepa-graph train` writes one every `train.log_every` steps: wait for the "
+                             "first, or check that the run got that far")
     keys = list(dict.fromkeys(k for r in rows for k in r))
     losses = [k for k in keys if k not in _SKIP and not k.startswith(("ema.", "collapse."))]
     lrs = [k for k in keys if k == "lr"]

@@ -18,12 +18,14 @@ Enumeration is ``descend`` with no continuous latent: all K values in one batche
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from .latents import EnergyFn, LatentSpace
 
+log = logging.getLogger(__name__)
 Z = dict[str, torch.Tensor]  # latent placeholder name -> tensor, rows c * B + b
 
 
@@ -70,8 +72,8 @@ def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: 
     costs one energy-and-gradient evaluation of all rows per step, and one energy evaluation at
     the end; every point it visits may become z*. L-BFGS (:func:`_lbfgs`) costs one evaluation at
     the start, then per step one for each trial step of its line search (one when every row takes
-    its first trial, at most ``_LS_TRIES`` = 10), and stops early once every row has converged; z*
-    is each row's last iterate.
+    its first trial; more, each shortening the step, until the step no longer moves the row), and
+    stops early once every row has converged; z* is each row's last iterate.
     """
     if optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
@@ -111,7 +113,7 @@ def descend(fn: EnergyFn, spaces: list[LatentSpace], init: Z, B: int, *, steps: 
                 record(fn({**fixed, **params}), params)
         else:  # the last iterate: the lowest point the row accepted, the most converged of equals
             flat = _Flat(cont, starts)
-            x, f = _lbfgs(fn, lambda x: fn({**fixed, **flat.unpack(x)}), flat, steps=steps, lr=lr)
+            x, f = _lbfgs(fn, lambda x, trial=False: fn({**fixed, **flat.unpack(x)}, trial), flat, steps=steps, lr=lr)
             record(f, flat.unpack(x))
     return best
 
@@ -129,9 +131,11 @@ class _Flat:
         return {s.arg: c.reshape(-1, *s.shape) for s, c in zip(self.spaces, x.split(self.sizes, 1))}
 
 
-# L-BFGS: pairs kept per row, line-search trials per step, Armijo's c1, the rounding allowance of the
-# approximate Wolfe test (relative to |f|), the smallest curvature s'y kept, a vanished gradient
-_HISTORY, _LS_TRIES, _C1, _F_EPS, _CURV_EPS, _GRAD_TOL = 10, 10, 1e-4, 1e-6, 1e-10, 1e-7
+# L-BFGS: pairs kept per row, line-search trials per step before each further one shrinks the step
+# tenfold, Armijo's c1, the rounding allowance of the approximate Wolfe test (relative to |f|), the
+# smallest curvature s'y kept, a vanished gradient, a step too small to move x (relative to |x| + 1)
+_HISTORY, _LS_TRIES, _C1, _F_EPS, _CURV_EPS, _GRAD_TOL, _STEP_TOL = 10, 10, 1e-4, 1e-6, 1e-10, 1e-7, 1e-7
+_LS_MAX = 100  # a bound only: the step reaches _STEP_TOL from any float32 length well within it
 
 
 def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,11 +146,15 @@ def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple
     and its own backtracking line search: every trial evaluates all rows at once, each row taking
     its own first step with sufficient decrease (Armijo, or Hager-Zhang's approximate Wolfe where
     rounding hides the decrease near a minimum) and the others shrinking theirs by quadratic
-    interpolation. The first trial step is ``lr`` (with no history, along -g, one that moves the
-    row at most ``lr`` in L1 norm). Coordinates a bound holds against their gradient stay put for the step and trial
-    points are projected onto the box, so every point is feasible. A row whose search fails forgets
-    its history and next tries steepest descent; one whose steepest descent fails, or whose
-    gradient vanishes, is done (stops moving). ``energy`` maps (rows, d) to (rows,).
+    interpolation (tenfold after a non-finite trial energy, which only rejects the trial, and
+    after ``_LS_TRIES`` trials), until the step no longer moves the row (``_STEP_TOL``), so even a
+    huge ``lr`` backtracks to a useful step. The first trial step is ``lr`` (with no history,
+    along -g, one that moves the row at most ``lr`` in L1 norm). Coordinates a bound holds against
+    their gradient stay put for the step and trial points are projected onto the box, so every
+    point is feasible. A row whose search fails forgets its history and next tries steepest
+    descent; one whose steepest descent fails, or whose gradient vanishes, is done (stops moving);
+    a warning is logged for rows that stop at their start point with a gradient left. ``energy``
+    maps (rows, d) (and ``trial=True`` for line-search points) to (rows,).
 
     Returns each row's last iterate (rows, d) and its energy (rows,)."""
     lo, hi, x = flat.lo, flat.hi, flat.x
@@ -154,14 +162,15 @@ def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple
     S, Y, rho = x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N)
     gamma = x.new_ones(N)
 
-    def f_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def f_and_grad(x: torch.Tensor, trial: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().requires_grad_(True)
-        e = energy(x)
+        e = energy(x, trial=trial)
         return e.detach(), torch.autograd.grad(e.sum(), x)[0]  # (N,), (N, d); weights get no .grad
 
     fn.step = 0
     f, g = f_and_grad(x)
     done = ~(torch.isfinite(f) & torch.isfinite(g).all(1))  # (N,) rows that no longer move
+    moved = torch.zeros_like(done)
     for i in range(steps):
         fn.step = i
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # (N, d) not held by the box
@@ -176,20 +185,22 @@ def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple
         p = torch.where(fresh[:, None], -gf, p)
         dg = torch.where(fresh, -(gf * gf).sum(1), dg)
         t = torch.where(fresh, lr * (1.0 / gf.abs().sum(1)).clamp(max=1.0), torch.full_like(f, lr))
+        tiny = _STEP_TOL * (x.abs().amax(1) + 1) / p.abs().amax(1).clamp(min=1e-30)  # (N,) no move below
         pending = ~done
         xn, fn_, gn = x, f, g  # each row's accepted point; the current one until it accepts
-        for _ in range(_LS_TRIES):
+        for k in range(_LS_MAX):
             xt = torch.where(pending[:, None], (x + t[:, None] * p).clamp(lo, hi), xn)
-            e, gt = f_and_grad(xt)
+            e, gt = f_and_grad(xt, trial=True)
             drop, slope = (g * (xt - x)).sum(1), (gt * (xt - x)).sum(1)  # t f'(0), t f'(t) along the step
             armijo = e <= f + _C1 * drop
             wolfe = (e <= f + _F_EPS * f.abs()) & (slope >= 0.9 * drop) & (slope <= -0.8 * drop)
-            ok = pending & (drop < 0) & (armijo | wolfe)
+            ok = pending & (drop < 0) & torch.isfinite(e) & (armijo | wolfe)
             xn, fn_, gn = torch.where(ok[:, None], xt, xn), torch.where(ok, e, fn_), torch.where(ok[:, None], gt, gn)
             pending &= ~ok
-            if not pending.any():
+            t = torch.where(pending, _backtrack(t, f, e, dg) if k + 1 < _LS_TRIES else 0.1 * t, t)
+            if not (pending & (t > tiny)).any():  # every row accepted, or its step no longer moves it
                 break
-            t = torch.where(pending, _backtrack(t, f, e, dg), t)
+        moved |= ~pending & ~done
         s, y = xn - x, gn - g
         sy = (s * y).sum(1)
         keep = ~done & ~pending & (sy > _CURV_EPS)  # moved, with positive curvature along the step
@@ -202,6 +213,13 @@ def _lbfgs(fn: EnergyFn, energy, flat: _Flat, *, steps: int, lr: float) -> tuple
         rho[:, pending] = 0.0
         x, f, g = xn, fn_, gn
         done |= ~(torch.isfinite(f) & torch.isfinite(g).all(1))
+    gf = g * ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # the gradient a step could follow
+    stuck = ~moved & (gf.abs().amax(1) > 1e-4 * (f.abs() + 1)) & torch.isfinite(f)  # not a minimum to rounding
+    if steps > 0 and stuck.any():
+        log.warning("%s: L-BFGS left %d of %d row(s) at their start point: no step along the gradient "
+                    "(largest |dE/dz| %.3g) lowered the energy; it may be non-smooth or overflow nearby, "
+                    "or `lr` (%g) be far off: try optimizer=\"adam\"", fn.what, int(stuck.sum()), N,
+                    float(gf[stuck].abs().max()), lr)
     return x, f
 
 

@@ -82,3 +82,10 @@ def test_the_along_hint_offers_only_observed_float_inputs(tmp_path, capsys):
     assert main(["energy", str(SPECS / "h_jepa.jepa"), "-o", str(tmp_path / "h.png")]) == 2
     err = capsys.readouterr().err
     assert "--along x or --along x_next or --along x_far" in err and "--along a" not in err
+
+
+def test_plot_of_a_run_with_no_records_yet_says_what_to_do(tmp_path, capsys):
+    (tmp_path / "metrics.jsonl").write_text("")
+    assert main(["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no records yet" in err and "hint: `jepa-graph train` writes one every `train.log_every` steps" in err

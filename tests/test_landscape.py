@@ -34,7 +34,15 @@ def test_map_over_two_coordinates_matches_the_energy(tmp_path):
     with torch.no_grad():
         ref = model.energy(x=batch["x"][1:2], y=batch["y"][1:2], u=z)
     torch.testing.assert_close(land.energy[i, j], ref[0])
-    assert land.energy.min() >= ref.new_tensor(0) and land.best == pytest.approx([float(z_star[0, 0]), float(z_star[0, 2])])
+    assert land.energy.min() >= ref.new_tensor(0)
+    # the minimum reported is the grid's own lowest point; z* is marked beside it with E(z*)
+    i0, j0 = torch.unravel_index(land.energy.argmin(), land.energy.shape)
+    assert land.best == [float(land.axes[0][i0]), float(land.axes[1][j0])]
+    assert land.best != pytest.approx([float(z_star[0, 0]), float(z_star[0, 2])], abs=1e-6)  # z* is off the grid
+    assert land.z_star == pytest.approx([float(z_star[0, 0]), float(z_star[0, 2])])
+    with torch.no_grad():
+        e_star = model.energy(x=batch["x"][1:2], y=batch["y"][1:2], u=z_star)
+    assert land.e_star == pytest.approx(float(e_star[0]), rel=1e-5)
     out = plot(land, tmp_path / "map.png")
     assert out.read_bytes()[:8] == PNG
 
@@ -85,3 +93,63 @@ def test_cli_energy(tmp_path, capsys):
     assert "(step 7)" in text and "paired" in text and along.read_bytes()[:8] == PNG
     assert main(["energy", "specs/fork.jepa", "--over", "zz", "-o", str(out)]) == 2
     assert "did you mean `z`" in capsys.readouterr().err
+
+
+# three latents: a box, a discrete and a real one, all feeding one predictor
+THREE = """
+name: three
+dims: {obs: 4, state: 6}
+inputs: {x: {shape: [obs]}, y: {shape: [obs]}}
+latents:
+  z: {shape: [2], domain: {box: [-1, 1]}}
+  c: {shape: [3], domain: {discrete: 3}}
+  r: {shape: [2], regularizer: {l2: 0.1}}
+blocks:
+  enc:  {kind: encoder, type: mlp, in: [x], with: {hidden: [16], out: state}}
+  t:    {kind: encoder, type: mlp, in: [y], with: {hidden: [16], out: state}}
+  pred: {kind: predictor, type: mlp, in: [enc, z, c, r], with: {hidden: [32], out: state, act: tanh}}
+  E:    {kind: energy, type: l2, in: [pred, t]}
+objective: {E: 1.0}
+"""
+
+
+@pytest.mark.parametrize("over,kind", [("z", "map"), ("c", "discrete"), ("r", "map")])
+def test_the_other_latents_are_held_at_the_joint_minimiser(over, kind):
+    model = jg.compile(jg.loads(THREE), seed=0)
+    batch = {"x": torch.randn(3, 4), "y": torch.randn(3, 4)}
+    land = latent_landscape(model, batch, over, sample=2)
+    assert land.kind == kind and sorted(land.held) == sorted({"z", "c", "r"} - {over})
+    zs, F = jg.minimize_energy(model, {k: v[2:3] for k, v in batch.items()}, over=[over] + sorted(land.held))
+    for name, v in land.held.items():
+        assert v == pytest.approx(zs[name].flatten().tolist())
+    assert land.e_star == pytest.approx(float(F.detach()[0]), rel=1e-5)  # E at the joint z*, the plotted slice's z*
+    with pytest.raises(jg.SpecError, match=r"leaves `z`, `c`, `r` to infer") as e:
+        latent_landscape(model, batch)
+    assert 'over="z"' in e.value.first.hint
+
+
+def test_cli_energy_over_one_of_several_latents(tmp_path, capsys):
+    spec = tmp_path / "three.yaml"
+    spec.write_text(THREE)
+    out = tmp_path / "z.png"
+    assert main(["energy", str(spec), "--over", "z", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.read_bytes()[:8] == PNG
+    assert "`c` held at its z*" in text and "`r` held at its z*" in text and "E(z*) =" in text
+    assert main(["energy", str(spec), "-o", str(tmp_path / "none.png")]) == 2
+    err = capsys.readouterr().err
+    assert "leaves 3 latents to infer (`z`, `c`, `r`)" in err and "hint: pick it with --over NAME" in err
+    assert "over=" not in err and not (tmp_path / "none.png").exists()
+
+
+def test_cli_minimum_is_the_grid_minimum(tmp_path, capsys):
+    spec = tmp_path / "three.yaml"
+    spec.write_text(THREE)
+    assert main(["energy", str(spec), "--over", "r", "--dims", "0", "-o", str(tmp_path / "c.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    low = next(ln for ln in lines if ln.startswith("minimum "))
+    star = next(ln for ln in lines if ln.startswith("z* "))
+    at = float(low.split()[3].rstrip(";"))
+    k = (at + 3) / 0.06  # the grid: -3 to 3 in 101 points
+    assert abs(k - round(k)) < 1e-3, low  # the minimum's place is a grid point, not z*
+    assert star.startswith("z* (the minimiser) at "), star  # z* (here off the grid) is reported apart

@@ -344,10 +344,43 @@ def test_nan_from_a_block_is_reported_by_name_never_picked():
 
 
 def test_diverging_descent_is_reported():
+    # Adam takes whatever step lr gives: z jumps to 1e30 and the energy overflows
     model, y, _ = quad()
     with pytest.raises(NonFiniteEnergyError, match=r"block `E` \(energy.l2\) gives non-finite.*"
                                                    r"`z` reached \|z\| = [0-9.e+]+: the minimiser diverged; lower `lr`"):
-        jg.minimize_energy(model, {"y": y}, method="gradient", optimizer="lbfgs", lr=1e30, steps=5)
+        jg.minimize_energy(model, {"y": y}, method="gradient", optimizer="adam", lr=1e30, steps=5)
+    # every block finite (a tanh predictor), the sum overflows through R(u): still "diverged"
+    bounded = jg.compile(jg.loads(MIXED.replace("out: obs}}\n  E:", "out: obs, act: tanh}}\n  E:")
+                                  .replace("{l1: 0.05}", "{l2: 0.1}")), seed=0)
+    batch = {"x": torch.randn(2, 4), "y": torch.randn(2, 4), "c": torch.eye(3)[[0, 1]]}
+    with pytest.raises(NonFiniteEnergyError, match=r"every block is finite; the sum of the energy terms overflows "
+                                                   r"\(R\(z\) of u\); `u` reached \|u\| = 1e\+30: "
+                                                   r"the minimiser diverged"):
+        jg.minimize_energy(bounded, batch, over="u", method="gradient", lr=1e30, steps=5)
+
+
+@pytest.mark.parametrize("lr", [1e10, 1e30])
+def test_lbfgs_backtracks_from_a_huge_lr_to_the_minimum(lr):
+    # a first step of 1e30 overflows (a non-finite trial only shortens the step) and one of 1e10
+    # needs more than ten shrinks: the line search keeps shrinking until the step moves nothing
+    model, y, z_ref = quad()
+    z, F = jg.minimize_energy(model, {"y": y}, method="gradient", optimizer="lbfgs", lr=lr, steps=30)
+    torch.testing.assert_close(z, z_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_lbfgs_warns_when_a_row_cannot_leave_its_start(caplog):
+    model, y, _ = quad()
+    with torch.no_grad():
+        model.blocks.dec[0].weight.fill_(1e30)  # any z != 0 overflows; z = 0 (the start) is finite
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.search"):
+        z, F = jg.minimize_energy(model, {"y": y}, method="gradient", optimizer="lbfgs", steps=5)
+    assert (z == 0).all() and torch.isfinite(F).all()
+    assert "L-BFGS left 5 of 5 row(s) at their start point" in caplog.text
+    caplog.clear()
+    fresh, y, _ = quad()
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.search"):
+        jg.minimize_energy(fresh, {"y": y}, method="gradient", optimizer="lbfgs", steps=5)
+    assert "start point" not in caplog.text  # a row that moves is not warned about
 
 
 def test_skip_ranks_non_finite_candidates_last_and_logs_the_block(caplog):
