@@ -152,6 +152,10 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
                 errors.append(Diagnostic(f"{edge}: {article(n.kind)} sees observations and states, not {src.op}s",
                                          r.loc or n.loc, f"wire `{src.name}` into a predictor instead",
                                          related=[(f"`{src.name}`", src.loc)]))
+            elif n.kind == "encoder" and src.kind == "actor":  # an actor's output is an action, as above
+                errors.append(Diagnostic(f"{edge}: an encoder sees observations, not the actions an actor proposes",
+                                         r.loc or n.loc, f"wire `{src.name}` into a predictor (or a cost) instead",
+                                         related=[(f"`{src.name}`", src.loc)]))
             elif n.kind == "energy" and src.op in ("action", "latent"):
                 errors.append(Diagnostic(f"{edge}: an energy compares two representations, not a {src.op}",
                                          r.loc or n.loc, "compare a prediction with a target representation"))

@@ -119,6 +119,9 @@ class BlockBase(Strict):
             raise ValueError("a block needs a `type` (or `share:` / `ema_of:` another block)")
         if self.type is not None and self.share is not None:
             raise ValueError("a block with `share:` takes its type from the shared block; remove `type`")
+        if self.share is not None and rel is not None:  # one module (share) or a momentum copy (EMA), not both
+            raise ValueError("`share:` and `ema_of:` exclude each other: a block either uses another's weights "
+                             "or keeps a momentum copy of them; keep one")
         return self
 
 

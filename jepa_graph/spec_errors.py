@@ -312,6 +312,8 @@ def _value_hint(msg: str) -> str:
         return "write the lower bound first, e.g. `[-1, 1]`"
     if "remove `type`" in msg:
         return "delete the `type:` key"
+    if "exclude each other" in msg:
+        return "delete `share:` (the same module applied again) or `ema_of:` (a target that trails it by momentum)"
     return "see `jepa-graph schema` for the allowed values"
 
 

@@ -265,6 +265,12 @@ TABLE = [
         r"world_model\.encoder must name an encoder, but `lvl` is a composite block", "17:24", files={"level.yaml": LEVEL}),
     Bad("composite input of the wrong shape", add_block("lvl: {kind: composite, type: level, in: [pred]}"),
         r"composite input `lvl/x` expects \[B, 4\], `pred` gives \[B, 8\]", "15:44", files={"level.yaml": LEVEL}),
+    Bad("share and ema_of on one block", add_block("t2: {kind: encoder, share: enc, ema_of: enc, in: [y]}"),
+        r"`share:` and `ema_of:` exclude each other", "15:7"),
+    Bad("actor output into an encoder", add_block("act: {kind: actor, type: mlp, in: [enc], with: {out: 2}}\n"
+                                                  "  e2: {kind: encoder, type: mlp, in: [act], with: {out: 8}}"),
+        r"`act` \(actor\) -> `e2` \(encoder\) input 0: an encoder sees observations, not the actions an actor proposes",
+        "16:39"),
     # ---------------------------------------------------------------- the .yml extension reads the same way
     Bad("duplicate key in a .yml file", sub("  y: {shape", "  x: {shape"), r"duplicate key `x`", "5:3", ext="yml"),
 ]
