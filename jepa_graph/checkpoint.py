@@ -159,26 +159,20 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any = None, restore_rng: bool = True, strict_spec: bool = True) -> dict[str, Any]:
+                    scheduler: Any = None, restore_rng: bool = True, strict_spec: bool = True,
+                    data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load weights (and EMA targets), optimiser and scheduler state; restore RNG states.
 
     Raises :class:`SpecError` when the checkpoint was written for another spec (compared by
     architecture hash; ``strict_spec=False`` compares only parameter names and shapes).
-    Returns the checkpoint dict (``step``, ``extra``, ``spec_text``, ``spec_hash``...).
+    ``data``: the checkpoint as :func:`read_checkpoint` returned it, to check it before loading
+    without reading the file twice. Returns the checkpoint dict (``step``, ``extra``, ``spec_text``...).
     """
     m = _unwrap(model)
     dev = next((p.device for p in m.parameters()), torch.device("cpu"))
-    data = read_checkpoint(path, map_location=dev)
-    spec = getattr(m, "spec", None)
-    if spec is not None and data.get("spec_hash") and strict_spec:
-        mine = spec_hash(spec)
-        if mine != data["spec_hash"]:
-            raise SpecMismatch(
-                f"{path}: checkpoint was written for spec `{data.get('spec_name')}` (hash {data['spec_hash'][:12]}), "
-                f"but the model was compiled from `{spec.name}` (hash {mine[:12]})",
-                hint="compile the spec the checkpoint was trained with (its text is stored: "
-                     "jepa_graph.checkpoint.read_checkpoint(path)['spec_text']), or pass strict_spec=False to load "
-                     "weights whose names and shapes still fit")
+    data = read_checkpoint(path, map_location=dev) if data is None else data
+    if strict_spec:
+        check_spec(path, m, data)
     _check_tensors(path, m, data["model"])
     m.load_state_dict(data["model"])
     if optimizer is not None and data.get("optimizer") is not None:
@@ -188,6 +182,21 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     if restore_rng:
         set_rng_state(_cpu_rng(data["rng"]))
     return data
+
+
+def check_spec(path: str | Path, model: nn.Module, data: dict[str, Any]) -> None:
+    """A :class:`SpecMismatch` when checkpoint ``data`` was written for another architecture than ``model``'s."""
+    spec = getattr(_unwrap(model), "spec", None)
+    if spec is None or not data.get("spec_hash"):
+        return
+    mine = spec_hash(spec)
+    if mine != data["spec_hash"]:
+        raise SpecMismatch(
+            f"{path}: checkpoint was written for spec `{data.get('spec_name')}` (hash {data['spec_hash'][:12]}), "
+            f"but the model was compiled from `{spec.name}` (hash {mine[:12]})",
+            hint="compile the spec the checkpoint was trained with (its text is stored: "
+                 "jepa_graph.checkpoint.read_checkpoint(path)['spec_text']), or pass strict_spec=False to load "
+                 "weights whose names and shapes still fit")
 
 
 def _check_tensors(path, m: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -125,11 +125,29 @@ class MetricsWriter:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a run: ``path`` is the run folder or its metrics.jsonl."""
+    """The records of a run: ``path`` is the run folder or its metrics.jsonl.
+
+    A last line that is not JSON was torn by a kill mid-write (the run may still be going) and is
+    skipped; a bad line before it is a located SpecError."""
+    from .errors import Location, SpecError, register_source
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.jsonl"
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+    text = p.read_text()
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    out = []
+    for k, (i, ln) in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError as e:
+            if k == len(lines) - 1:
+                log.warning("%s:%d: skipping a torn last line", p, i)
+                break
+            register_source(str(p), text)
+            raise SpecError(f"line {i} of the metrics log is not JSON ({e.msg})", Location(str(p), i, e.colno),
+                            "metrics.jsonl holds one JSON object per line, as `jepa-graph train` writes it") from None
+        out.append(rec)
+    return out
 
 
 @torch.no_grad()

@@ -9,9 +9,12 @@ the file; a bad one points at itself on the command line::
 Values are YAML scalars or flow collections (``train.data.with={size: 32}``). The spec's
 ``train:`` shorthands (``lr:``, ``warmup:``, ``data: NAME``, ...) are expanded first, so an
 override wins whichever spelling either side uses: ``train.optimizer.lr=0.5`` beats the file's
-``lr: 1e-3``, and ``train.data.with.episodes=4`` works on ``data: two_rooms``. Overrides may come
-before or after the options. Under ``torchrun --nproc_per_node=N`` the same command trains with
-DistributedDataParallel.
+``lr: 1e-3``, and ``train.data.with.episodes=4`` works on ``data: two_rooms``. A section's name
+form sets only its name: ``train.optimizer=sgd`` keeps the spec's ``lr`` (as
+``train.optimizer.name=sgd`` does); ``train.data=NAME`` keeps the section when NAME is its source,
+and otherwise starts the new source from its defaults (the old ``with:`` and ``rename:`` were the
+old source's). Overrides may come before or after the options. Under ``torchrun
+--nproc_per_node=N`` the same command trains with DistributedDataParallel.
 """
 from __future__ import annotations
 
@@ -62,13 +65,17 @@ def apply_overrides(raw, overrides: list[str], prefix: str = "") -> None:
                 raise SpecError(f"override `{arg}`: `{'.'.join(path[:i + 1])}` is not a mapping",
                                 Location(CMDLINE, 1, col), "override a leaf value")
             node = nxt
-        node[path[-1]] = value
         loc_key, loc_val = Location(CMDLINE, 1, col), Location(CMDLINE, 1, col + len(key) + 1)
         for i in range(1, len(path) + 1):  # new parents point at the argument too
             raw.keys.setdefault(path[:i], loc_key)
             raw.values.setdefault(path[:i], loc_key)
-        raw.keys[path], raw.values[path] = loc_key, loc_val
-        _drop_below(raw, path, loc_val)
+        name_key = NAME_FORMS.get(path[1]) if len(path) == 2 and path[0] == "train" else None
+        if name_key and isinstance(value, str) and isinstance(node.get(path[1]), dict):
+            _set_name(raw, node[path[1]], path, name_key, value, loc_key, loc_val)
+        else:
+            node[path[-1]] = value
+            raw.keys[path], raw.values[path] = loc_key, loc_val
+            _drop_below(raw, path, loc_val)
         expand_shorthands(raw, overriding=True)
     register_source(CMDLINE, line)
 
@@ -106,6 +113,19 @@ def expand_shorthands(raw, overriding: bool = False) -> None:
         for table in (raw.keys, raw.values):
             for p in [p for p in table if p[:2] == ("train", key)]:
                 table[("train", section) + p[1:]] = table.pop(p)
+
+
+def _set_name(raw, section: dict, path: tuple, key: str, name: str, loc_key: Location, loc_val: Location) -> None:
+    """``train.optimizer=sgd`` on a written ``optimizer:`` section: set its ``name`` and keep the rest.
+    A new data source drops the old one's ``with:`` and ``rename:``; the same one keeps them."""
+    if key == "source" and section.get("source") != name:
+        for gone in ("with", "rename"):
+            section.pop(gone, None)
+            for table in (raw.keys, raw.values):
+                for p in [p for p in table if p[:len(path) + 1] == path + (gone,)]:
+                    del table[p]
+    section[key] = name
+    raw.keys[path + (key,)], raw.values[path + (key,)] = loc_key, loc_val
 
 
 def _drop_below(raw, path: tuple, loc: Location) -> None:

@@ -17,15 +17,63 @@ Override on the command line: ``jepa-graph train spec.yaml train.optimizer.lr=3e
 (``train.lr`` is a shorthand for ``train.optimizer.lr``). Shorthands (:data:`SHORTHANDS`,
 :data:`NAME_FORMS`) are expanded before validation; writing one setting both ways in the same
 mapping (``lr: 1e-3`` beside ``optimizer: {lr: 3e-4}``) is an error, not a silent pick.
+
+Numbers are numbers: ``steps: true`` (which pydantic would read as 1), ``batch_size: "64"`` and
+``steps: 10.5`` are errors; a float setting takes an integer, and ``3e-4`` (text to PyYAML's
+YAML 1.1, a number to YAML 1.2 and the ``.jepa`` syntax). Settings checked together at train
+time (betas in [0, 1), ``final_lr`` <= ``lr``, batch against ranks and regularisers) live in
+:func:`jepa_graph.train_checks.check_config`.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+from .errors import SpecError
+
+# PyYAML reads YAML 1.1, where `3e-4` and `1.0e3` are text; YAML 1.2 (and the .jepa syntax) read
+# them as numbers, and `train.lr=3e-4` is how people write a rate, so such text counts as a number
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _number(v: Any) -> Any:
+    """A float setting: a number (ints welcome), not `true` (pydantic would read 1.0) nor other text."""
+    if isinstance(v, bool):
+        raise PydanticCustomError("not_a_number", "`{value}` is not a number", {"value": str(v).lower()})
+    if isinstance(v, str):
+        if _EXPONENT.fullmatch(v.strip()):
+            return float(v)
+        raise PydanticCustomError("not_a_number", "`{value}` is text, not a number", {"value": v})
+    return v
+
+
+def _whole(v: Any) -> Any:
+    """A whole-number setting: StrictInt refuses `true` (pydantic would read 1) and 64.5; say why text is refused."""
+    if isinstance(v, str):
+        why = "is not a whole number (write its digits)" if _EXPONENT.fullmatch(v.strip()) else "is text, not a number"
+        raise PydanticCustomError("not_a_number", "`{value}` " + why, {"value": v})
+    return v
+
+
+def number(**bounds: float) -> Any:
+    """A float field with ``Field`` bounds (``gt=0``); the bounds sit inside the check so the
+    JSON schema keeps them (``exclusiveMinimum``)."""
+    return Annotated[float, Field(**bounds), BeforeValidator(_number)]
+
+
+def whole(**bounds: int) -> Any:
+    """An integer field with ``Field`` bounds (``ge=1``)."""
+    return Annotated[StrictInt, Field(**bounds), BeforeValidator(_whole)]
+
+
+Float = number()
+PosInt = whole(ge=1)
+NonNegFloat = number(ge=0)
+MAX_BATCH = 2 ** 24  # ~16M samples: larger global batches cannot be built in memory
 
 
 class _Strict(BaseModel):
@@ -36,13 +84,11 @@ class OptimizerConfig(_Strict):
     """AdamW (default; decoupled weight decay as in I-JEPA/V-JEPA) or SGD with momentum."""
 
     name: Literal["adamw", "sgd"] = "adamw"
-    lr: Annotated[float, Field(gt=0)] = 1e-3  # peak learning rate, reached at the end of warm-up
+    lr: number(gt=0) = 1e-3  # peak learning rate, reached at the end of warm-up
     weight_decay: NonNegFloat = 0.01  # small: tiny models underfit before they overfit
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only: decay of the gradient's 1st and 2nd moments
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  # SGD only
+    betas: tuple[Float, Float] = (0.9, 0.999)  # AdamW only: decay of the gradient's 1st and 2nd moments
+    momentum: number(ge=0, lt=1) = 0.9  # SGD only
     nesterov: bool = False  # SGD only
-
-
     @field_validator("betas", mode="before")
     @classmethod
     def _two_betas(cls, v: Any) -> Any:
@@ -56,7 +102,7 @@ class ScheduleConfig(_Strict):
     """Learning rate: linear warm-up from 0, then cosine decay to ``final_lr`` (or constant)."""
 
     kind: Literal["cosine", "constant"] = "cosine"
-    warmup: Annotated[int, Field(ge=0)] = 0  # steps of linear warm-up
+    warmup: whole(ge=0) = 0  # steps of linear warm-up
     final_lr: NonNegFloat = 0.0  # learning rate at the last step (cosine)
 
 
@@ -75,11 +121,11 @@ class TrainConfig(_Strict):
     """How to minimise the spec's objective. Every field can be overridden with ``train.key=value``."""
 
     steps: PosInt = 1000
-    batch_size: PosInt = 64  # global batch; split across ranks under torchrun
-    seed: int = 0  # data order and sampling; the CLI also seeds the weight init with it
+    batch_size: whole(ge=1, le=MAX_BATCH) = 64  # global batch; split across ranks under torchrun
+    seed: whole() = 0  # data order and sampling; the CLI also seeds the weight init with it
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0  # max global grad norm; null disables
+    grad_clip: number(gt=0) | None = 1.0  # max global grad norm; null disables
     device: str = "auto"  # auto: cuda when available, else cpu
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls (weights and optimiser stay fp32)
     data: DataConfig | None = None  # None: the program's example inputs (smoke runs only)
@@ -143,3 +189,44 @@ def allowed_keys(path: tuple) -> list[str]:
         model = sub
     keys = [f.alias or n for n, f in model.model_fields.items()]
     return keys + list(SHORTHANDS) if model is TrainConfig else keys
+
+
+def resolve_config(model, config: TrainConfig | dict | None = None, **overrides: Any) -> TrainConfig:
+    """The settings a run of ``model`` (a CompiledModel) uses: its spec's ``train:`` section (or
+    the defaults), then ``config``, then keyword overrides (``jg.train(model, lr=3e-4)``)."""
+    base = config if isinstance(config, TrainConfig) else (model.spec.train or TrainConfig())
+    data = base.model_dump(by_alias=True)  # `data: {with: ...}`, as a spec and the overrides write it
+    try:
+        if isinstance(config, dict):
+            data = _merge_config(data, normalize(config))
+        data = _merge_config(data, normalize(overrides))
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = "train." + ".".join(str(x) for x in err["loc"])
+        if err["type"] == "int_type" and isinstance(err.get("input"), bool):  # as the spec's errors word it
+            msg = f"`{key}` is `{str(err['input']).lower()}`, not a number"
+        else:
+            msg = f"`{key}`: {err['msg'].removeprefix('Value error, ')}"
+        raise SpecError(msg, hint="see jepa_graph.train_config.TrainConfig") from None
+    except ValueError as e:  # normalize: two spellings of one setting (`lr=` and `optimizer={"lr": ...}`)
+        raise SpecError(f"train: {e}", hint="give each setting once") from None
+
+
+def _merge_config(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base``; naming another data source drops the old one's ``with``
+    and ``rename`` (they belong to the old source), as ``train.data=NAME`` does on the command line."""
+    old, new = base.get("data"), over.get("data")
+    if isinstance(new, dict) and "params" in new:  # the field's Python name; the dump uses its alias
+        over = {**over, "data": {("with" if k == "params" else k): v for k, v in new.items()}}
+        new = over["data"]
+    if isinstance(old, dict) and isinstance(new, dict) and new.get("source", old.get("source")) != old.get("source"):
+        base = {**base, "data": None}
+    return _merge(base, over)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

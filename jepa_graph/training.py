@@ -17,7 +17,10 @@ step, the block whose output first went non-finite and the last good checkpoint,
 The first batch is checked against the spec's inputs (names, shapes, dtypes), so data that does
 not fit is a located error naming the source; a block that fails later is named with its spec
 line. A fresh run (step 0) starts its ``metrics.jsonl`` over; a resumed one drops the lines past
-its checkpoint. ``resume=True`` continues bit-identically.
+its checkpoint. ``resume=True`` continues bit-identically; a resumed run whose ``train:`` changed
+(lr, weight decay, betas, momentum, schedule, steps) applies the new values to the restored
+optimiser and schedule and logs each change; resuming past ``train.steps``, or with another
+optimiser, is a located error.
 
 Example::
 
@@ -36,20 +39,20 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from pydantic import ValidationError
 
-from .checkpoint import SpecMismatch, load_checkpoint, save_checkpoint
+from .checkpoint import SpecMismatch, check_spec, load_checkpoint, read_checkpoint, save_checkpoint
 from .errors import BlockRuntimeError, SpecError
 from .lower import LATENT_PENALTIES, Lowering
 from .latents import NonFiniteEnergyError
 from .metrics import MetricsWriter, collapse_reason, collapse_stats
 from .model import CompiledModel
-from .train_checks import LOC, check_batch, check_device, nonfinite_weights_block, spec_loc
-from .train_config import TrainConfig, normalize
+from .train_checks import (LOC, check_batch, check_config, check_device, check_source, nonfinite_weights_block,
+                           source_name, spec_loc)
+from .train_config import TrainConfig, resolve_config  # noqa: F401 (resolve_config: part of this module's API)
 from . import distributed as dist_util
 from .data import resolve_source
 from .nonfinite import first_nonfinite_block, nonfinite_grad_block
-from .optim import make_optimizer, make_scheduler
+from .optim import lr_factor, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -76,31 +79,6 @@ class TrainResult:
     collapsed: bool = False
 
 
-def resolve_config(model: CompiledModel, config: TrainConfig | dict | None = None, **overrides: Any) -> TrainConfig:
-    """The spec's ``train:`` section (or defaults), then ``config``, then keyword overrides."""
-    base = config if isinstance(config, TrainConfig) else (model.spec.train or TrainConfig())
-    data = base.model_dump()
-    try:
-        if isinstance(config, dict):
-            data = _merge(data, normalize(config))
-        data = _merge(data, normalize(overrides))
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = "train." + ".".join(str(x) for x in err["loc"])
-        raise SpecError(f"`{key}`: {err['msg'].removeprefix('Value error, ')}",
-                        hint="see jepa_graph.train_config.TrainConfig") from None
-    except ValueError as e:  # normalize: two spellings of one setting (`lr=` and `optimizer={"lr": ...}`)
-        raise SpecError(f"train: {e}", hint="give each setting once") from None
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 class Trainer:
     """Trains a compiled model. ``data``: None (the spec's ``train.data``), a source name, a
     DataSource, a dict of (N, ...) tensors, or a map-style Dataset (with ``names``).
@@ -119,16 +97,15 @@ class Trainer:
         self.cfg = cfg = resolve_config(model, config, **overrides)
         self.rank, self.world, self.local_rank = dist_util.setup()
         check_device(cfg.device, spec_loc(model, ("train", "device"), cfg.device))
+        check_config(model, cfg, self.world)
         self.device = dist_util.pick_device(cfg.device, self.local_rank)
         self.model = model.to(self.device)
         self.graph = model.graph
         self.source = resolve_source(model, data, cfg, names)
+        check_source(model, cfg, self.source, self.world)
         self.source_from_spec = data is None and cfg.data is not None  # errors may point at train.data
         self.out = Path(out) if out is not None else (Path(cfg.out) if cfg.out else None)
         self.progress, self.callbacks, self.resume, self.meta = progress, list(callbacks), resume, dict(meta or {})
-        if cfg.batch_size % self.world:
-            raise SpecError(f"train.batch_size={cfg.batch_size} does not split over {self.world} processes",
-                            hint=f"use a multiple of {self.world}")
 
         g = self.graph
         self.latent_terms = [t for t in g.objective if t.latent_reg]
@@ -185,13 +162,53 @@ class Trainer:
         if not path.exists():
             log.warning("no checkpoint at %s; starting from step 0", path)
             return
-        try:
-            info = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
-        except SpecMismatch as e:  # load_checkpoint's strict_spec=False is no option here
+        data = read_checkpoint(path, map_location=self.device)
+        try:  # another architecture's run is the first thing to say; nothing is loaded before the checks
+            check_spec(path, self.model, data)
+        except SpecMismatch as e:  # its hint offers strict_spec=False, no option here
             raise SpecMismatch(e.first.message, e.first.loc, RESUME_MISMATCH_HINT) from None
-        self.step = int(info["step"])
+        step, cfg = int(data["step"]), self.cfg
+        old = (data.get("extra") or {}).get("config")
+        old = old if isinstance(old, dict) else None  # checkpoints saved from Python may store none
+        if step > cfg.steps:  # training on would rewrite a later checkpoint with this one's weights
+            raise SpecError(f"{path} is at step {step}, past train.steps={cfg.steps}: nothing is left to train",
+                            spec_loc(self.model, ("train", "steps"), cfg.steps),
+                            f"set train.steps above {step} to train on, or start a new run in another folder")
+        was = (old or {}).get("optimizer", {}).get("name", cfg.optimizer.name)
+        if was != cfg.optimizer.name:  # the saved moments are another optimiser's
+            raise SpecError(f"{path} was trained with optimizer `{was}`; its state cannot continue as "
+                            f"`{cfg.optimizer.name}`",
+                            spec_loc(self.model, ("train", "optimizer", "name"), cfg.optimizer.name),
+                            f"resume with train.optimizer.name={was}, or start a new run in another folder")
+        load_checkpoint(path, self.model, self.optimizer, self.scheduler, data=data, strict_spec=False)  # checked
+        self.step = step
         self.last_checkpoint = path
         log.info("resumed %s at step %d", path, self.step)
+        if old is not None:
+            self._apply_changes(old)
+
+    def _apply_changes(self, old: dict[str, Any]) -> None:
+        """The checkpoint brought back its optimiser's settings and base rates; put this run's
+        ``train:`` values in their place (lr, weight decay, betas/momentum, the schedule) and log
+        every setting that differs from the checkpoint's."""
+        changed = _diff(old, self.cfg.model_dump(mode="json"))
+        shown = [(k, a, b) for k, a, b in changed if k.split(".")[0] not in _UNLOGGED]
+        if shown:
+            log.warning("resuming at step %d with changed settings: %s", self.step,
+                        "; ".join(f"{k} {_shown(a)} -> {_shown(b)}" for k, a, b in shown))
+        if not any(k.startswith(("optimizer.", "schedule.", "steps")) for k, _, _ in changed):
+            return  # nothing the optimiser or the schedule reads: the restored state is exact
+        opt, groups = self.cfg.optimizer, self.optimizer.param_groups
+        factor = lr_factor(self.step, self.cfg)  # what LambdaLR computes after `step` steps
+        for g in groups:
+            g["weight_decay"] = opt.weight_decay if all(p.dim() >= 2 for p in g["params"]) else 0.0
+            if opt.name == "adamw":
+                g["betas"] = tuple(opt.betas)
+            else:
+                g["momentum"], g["nesterov"] = opt.momentum, opt.nesterov and opt.momentum > 0
+            g["initial_lr"], g["lr"] = opt.lr, opt.lr * factor
+        self.scheduler.base_lrs = [opt.lr for _ in groups]
+        self.scheduler._last_lr = [g["lr"] for g in groups]
 
     def save(self) -> Path | None:
         """Write ``<out>/last.pt`` (rank 0 only); other ranks wait so nobody runs ahead."""
@@ -207,7 +224,16 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ steps
     def next_batch(self, step: int) -> dict[str, torch.Tensor]:
-        batch = self.source.batch(step, self.cfg.batch_size, self.rank, self.world)
+        try:
+            batch = self.source.batch(step, self.cfg.batch_size, self.rank, self.world)
+        except (MemoryError, RuntimeError) as e:
+            if self._batch_checked or not out_of_memory(e):
+                raise
+            raise SpecError(f"the first batch of train.batch_size={self.cfg.batch_size} samples from "
+                            f"{source_name(self.source)} does not fit in memory ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else 'out of memory'})",
+                            spec_loc(self.model, ("train", "batch_size"), self.cfg.batch_size),
+                            "lower train.batch_size") from None
         ren = self.cfg.data.rename if self.cfg.data is not None else {}
         batch = {ren.get(k, k): v for k, v in batch.items()}
         if not self._batch_checked:  # once: a later batch of the same source has the same layout
@@ -285,8 +311,10 @@ class Trainer:
 
     def _locate(self, batch: dict[str, torch.Tensor], err: Exception) -> Exception:
         """``err`` from the training program, as a BlockRuntimeError naming the failing block."""
-        if isinstance(err, (BlockRuntimeError, SpecError)):
+        if isinstance(err, SpecError) or (isinstance(err, BlockRuntimeError) and not self._oom(err)):
             return err
+        if isinstance(err, BlockRuntimeError):  # located by the program already; add the usual fix
+            return BlockRuntimeError(f"{err}{self._oom(err)}")
         from .model import _find_failing_node  # the walk model.run's errors use
         step = f"training step {self.step + 1}"
         missing = [n for n in self.input_names if n not in batch]
@@ -294,9 +322,14 @@ class Trainer:
         if block is not None:
             n = self.graph.nodes[block]
             return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed at {step}: "
-                                     f"{type(err).__name__}: {err}")
+                                     f"{type(err).__name__}: {err}{self._oom(err)}")
         lacks = f" (the batch lacks {', '.join(missing)})" if missing else ""
-        return BlockRuntimeError(f"{step} of `{self.model.spec.name}` failed{lacks}: {type(err).__name__}: {err}")
+        return BlockRuntimeError(f"{step} of `{self.model.spec.name}` failed{lacks}: {type(err).__name__}: "
+                                 f"{err}{self._oom(err)}")
+
+    def _oom(self, err: Exception) -> str:
+        return (f" (out of memory at train.batch_size={self.cfg.batch_size}: lower it)"
+                if out_of_memory(err) else "")
 
     def monitor(self) -> dict[str, float]:
         """Collapse monitors on the monitored representations of the last step."""
@@ -361,6 +394,28 @@ def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: l
     from .minimize import infer_latents as minimize_latents
     kw = {"steps": steps} if steps is not None else {}
     return minimize_latents(model, batch, over=list(names), **kw)
+
+
+# settings that change neither the optimisation nor the data: not worth a line on resume
+_UNLOGGED = {"out", "device", "log_every", "monitor_every", "checkpoint_every", "compile"}
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old, new) for each leaf setting that differs between two config dumps."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in dict.fromkeys([*old, *new]) for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def _shown(v: Any) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """An allocation failure (CPU or GPU), whose fix is usually a smaller batch."""
+    text = str(err).lower()
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text \
+        or "out of memory" in text or "not enough memory" in text
 
 
 def _scalar(v: torch.Tensor) -> float:

@@ -178,3 +178,30 @@ def _state_at(out, step):
     for s in range(step):
         tr.train_step(tr.next_batch(s))
     return tr.model, tr.optimizer, tr.scheduler, step
+
+
+def test_resume_applies_changed_optimizer_and_schedule_settings(tmp_path, caplog):
+    from jepa_graph.optim import lr_factor
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False).fit()  # 12 steps at lr 0.01
+    lrs = []
+    with caplog.at_level("WARNING", logger="jepa_graph.training"):
+        tr = Trainer(_tiny(), out=tmp_path, resume=True, progress=False, tensorboard=False, steps=16, lr=0.05,
+                     weight_decay=0.2, optimizer={"betas": [0.8, 0.99]},
+                     callbacks=[lambda t, s, rec: lrs.append(rec["lr"])])
+    assert "resuming at step 12 with changed settings: steps 12 -> 16; optimizer.lr 0.01 -> 0.05; " \
+           "optimizer.weight_decay 0.01 -> 0.2; optimizer.betas [0.9, 0.999] -> [0.8, 0.99]" in caplog.text
+    decayed, rest = tr.optimizer.param_groups
+    assert decayed["weight_decay"] == 0.2 and rest["weight_decay"] == 0.0 and decayed["betas"] == (0.8, 0.99)
+    tr.fit()
+    assert lrs == pytest.approx([0.05 * lr_factor(s, tr.cfg) for s in range(12, 16)])  # not 0.01 x ...
+
+
+def test_resume_refuses_another_optimizer_and_a_finished_count(tmp_path):
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=4).fit()
+    with pytest.raises(jg.SpecError, match=r"last.pt was trained with optimizer `adamw`; its state cannot "
+                                           r"continue as `sgd`"):
+        Trainer(_tiny(), out=tmp_path, resume=True, progress=False, optimizer="sgd")
+    with pytest.raises(jg.SpecError, match=r"last.pt is at step 4, past train.steps=2: nothing is left to train"):
+        Trainer(_tiny(), out=tmp_path, resume=True, progress=False, steps=2)
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 4
+    assert Trainer(_tiny(), out=tmp_path, resume=True, progress=False, steps=4).fit().step == 4  # done already

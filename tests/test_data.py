@@ -11,6 +11,7 @@ from jepa_graph.data.masks import multiblock_batch, tube_batch
 from jepa_graph.data.shapes import augment, render_shapes
 from jepa_graph.data.two_rooms import TwoRooms, collect
 from jepa_graph.tensors import TType
+from jepa_graph.training import Trainer
 
 from conftest import SPECS
 
@@ -176,3 +177,63 @@ def test_views_mirror_only_when_asked():
     mirrored = [(v - i.flip(-1)).abs().max() < 1e-5 for v, i in zip(views, img)]
     same = [(v - i).abs().max() < 1e-5 for v, i in zip(views, img)]
     assert all(m or s for m, s in zip(mirrored, same)) and any(mirrored) and any(same)
+
+
+def test_two_rooms_sequences_are_pixels_when_observations_are():
+    tr = jg.compile(SPECS / "two_rooms.yaml")
+    inputs = {n.name: n.ttype for n in tr.graph.nodes.values() if n.op in ("input", "action")}
+    src = make_source("two_rooms", {"episodes": 4, "length": 6, "horizon": 3, "obs": "pixels"}, inputs, seed=1)
+    b = src.batch(0, 2)
+    assert b["x_seq"].shape == (2, 4, 3, 64, 64) and b["a_seq"].shape == (2, 3, 2)
+    assert torch.equal(b["x_seq"][:, 0], b["x"]) and torch.equal(b["x_seq"][:, 1], b["x_next"])
+
+
+@pytest.mark.parametrize("source,params,msg", [
+    ("shapes", {"target_scale": [0.9, 0.1]}, r"`target_scale`: \[0.9, 0.1\] is a \[lo, hi\] range: lo must not exceed"),
+    ("shapes", {"target_scale": [2, 3]}, r"`target_scale`: \[2, 3\] are fractions of the frame: each in \(0, 1\]"),
+    ("shapes", {"context_scale": [0, 1]}, r"`context_scale`: \[0, 1\] are fractions"),
+    ("shapes", {"crop": [0.5, 1.5]}, r"`crop`: \[0.5, 1.5\] are fractions"),
+    ("shapes", {"scale": [0.5, 0.2]}, r"`scale`: \[0.5, 0.2\] is a \[lo, hi\] range"),
+    ("shapes", {"target_aspect": [0, 1.5]}, r"`target_aspect`: \[0, 1.5\] are ratios: each above 0"),
+    ("shapes", {"target_aspect": [2, 1]}, r"`target_aspect`: \[2, 1\] is a \[lo, hi\] range"),
+    ("video", {"target_scale": [0.6, 0.5]}, r"`target_scale`: \[0.6, 0.5\] is a \[lo, hi\] range"),
+    ("two_rooms", {"episodes": True}, r"`episodes`: `true` is not a number"),
+    ("fork", {"noise": "0.1"}, r"`noise`: `0.1` is text, not a number"),
+])
+def test_source_ranges_and_numbers_are_checked(source, params, msg):
+    with pytest.raises(jg.SpecError, match=rf"data source `{source}`: {msg}"):
+        make_source(source, params, {})
+
+
+def test_source_numbers_in_exponent_form_and_aspects_above_one_are_fine():
+    assert make_source("fork", {"noise": "1e-3"}, {}).p.noise == 1e-3  # PyYAML reads `1e-3` as text
+    assert make_source("shapes", {"target_aspect": [1.5, 3], "crop": [1, 1]}, {}).p.target_aspect == (1.5, 3)
+    assert make_source("fork", {"paired": True}, {}).check_batch_size(3)  # an odd shard would split a pair
+    assert make_source("fork", {"paired": True}, {}).check_batch_size(4) is None
+
+
+def test_streams_and_loaders_are_refused_with_a_way_out():
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from ({"x": torch.zeros(2)} for _ in range(4))
+
+        def __len__(self):  # a length does not make it indexable
+            return 4
+
+    with pytest.raises(jg.SpecError, match="is an IterableDataset") as e:
+        DatasetSource(Stream())
+    assert "collect it into tensors" in str(e.value) and "batch(step, size, rank, world)" in str(e.value)
+    ds = torch.utils.data.TensorDataset(torch.zeros(4, 2))
+    with pytest.raises(jg.SpecError, match="a DataLoader is not a dataset") as e:
+        DatasetSource(torch.utils.data.DataLoader(ds, batch_size=2))
+    assert "loader.dataset" in str(e.value)
+
+
+def test_training_without_a_data_source_warns(caplog):
+    model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
+    with caplog.at_level("WARNING", logger="jepa_graph"):
+        Trainer(model, steps=1, batch_size=4, progress=False)  # the spec's train.data: fork, no warning
+    assert "random example inputs" not in caplog.text
+    with caplog.at_level("WARNING", logger="jepa_graph"):
+        Trainer(model, steps=1, batch_size=4, progress=False, data=None, config={"data": None})
+    assert "`fork_no_latent` names no data source (train.data), so it trains on random example inputs" in caplog.text

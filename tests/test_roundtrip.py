@@ -98,7 +98,7 @@ def specs(draw) -> dict:
     for b in block_names:
         kind = draw(st.sampled_from(S.KINDS))
         blk: dict = {"kind": kind}
-        form = draw(st.sampled_from(["type", "share", "ema", "type_ema", "share_ema"]
+        form = draw(st.sampled_from(["type", "share", "ema", "type_ema"]  # share + ema_of exclude each other
                                     if kind in ("encoder", "predictor") else ["type", "share"]))
         if "type" in form:
             blk["type"] = draw(names)

@@ -258,3 +258,57 @@ def test_every_spec_trains_on_its_data_source(spec, tmp_path):
     model = jg.compile(SPECS / spec, seed=0)
     r = jg.train(model, steps=2, batch_size=4, out=tmp_path, progress=False, tensorboard=False)
     assert r.step == 2 and all(math.isfinite(x) for x in r.losses) and (tmp_path / "last.pt").exists()
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"steps": True}, "`train.steps` is `true`, not a number"),
+    ({"batch_size": "64"}, "`train.batch_size`: `64` is text, not a number"),
+    ({"lr": True}, "`train.optimizer.lr`: `true` is not a number"),
+    ({"grad_clip": "1.0"}, "`train.grad_clip`: `1.0` is text, not a number"),
+])
+def test_booleans_and_text_are_not_numbers(over, msg):
+    with pytest.raises(jg.SpecError, match=msg.replace("(", r"\(")):
+        resolve_config(tiny(), **over)
+    cfg = resolve_config(tiny(), steps=3, lr=1, final_lr="1e-5")  # ints are fine floats; so is `1e-5` text
+    assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float) and cfg.schedule.final_lr == 1e-5
+
+
+def test_a_warmup_as_long_as_the_run_is_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="jepa_graph"):
+        Trainer(tiny(), steps=5, warmup=5, batch_size=8, progress=False)
+    assert "train.schedule.warmup=5 is not shorter than train.steps=5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jepa_graph"):
+        Trainer(tiny(), steps=5, warmup=4, batch_size=8, progress=False)
+    assert "warmup" not in caplog.text
+
+
+def test_final_lr_above_lr_is_refused_unless_the_schedule_is_constant():
+    with pytest.raises(jg.SpecError, match=r"final_lr=0.5 is above the peak rate train.optimizer.lr=0.1"):
+        Trainer(tiny(), lr=0.1, final_lr=0.5, batch_size=8, progress=False)
+    Trainer(tiny(), lr=0.1, final_lr=0.5, schedule={"kind": "constant"}, batch_size=8, progress=False)
+
+
+def test_metrics_reader_skips_a_torn_last_line_only(tmp_path, capsys):
+    from jepa_graph.metrics import read_metrics
+    r = jg.train(tiny(), steps=2, batch_size=8, log_every=1, out=tmp_path, progress=False, tensorboard=False)
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "loss": 0.')  # the run killed mid-write (or still writing)
+    assert [x["step"] for x in read_metrics(tmp_path)] == [1, 2] and r.step == 2
+    assert main(["plot", str(tmp_path)]) == 0 and "wrote" in capsys.readouterr().out
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    (tmp_path / "metrics.jsonl").write_text("\n".join([lines[0], "{oops", *lines[1:]]) + "\n")
+    with pytest.raises(jg.SpecError, match=r"metrics.jsonl:2:2: error: line 2 of the metrics log is not JSON"):
+        read_metrics(tmp_path)
+
+
+def test_running_out_of_memory_in_a_step_says_to_lower_the_batch(monkeypatch):
+    model = tiny()
+
+    def oom(*args):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(model.blocks.pred, "forward", oom)
+    with pytest.raises(jg.BlockRuntimeError, match=r"block `pred` .* out of memory.*\(out of memory at "
+                                                   r"train.batch_size=8: lower it\)"):
+        jg.train(model, steps=1, batch_size=8, progress=False)

@@ -4,6 +4,7 @@ into another spec's run folder. Bad input is a located error and exit 2, never a
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
@@ -12,7 +13,8 @@ import torch
 import jepa_graph as jg
 from jepa_graph.checkpoint import read_checkpoint
 from jepa_graph.cli import main
-from jepa_graph.training import Trainer
+from jepa_graph.train_cli import load_with_overrides
+from jepa_graph.training import Trainer, resolve_config
 
 from conftest import SPECS
 
@@ -195,3 +197,116 @@ def test_resuming_into_another_specs_run_gives_a_hint_for_the_cli(tmp_path, caps
     with pytest.raises(jg.SpecError, match=r"hint: .*out=\.\.\..*resume=False") as e:  # the Python API's words
         Trainer(model, out=out, resume=True, progress=False)
     assert "strict_spec" not in str(e.value)
+
+
+# (spec file, overrides, the error's start): every bad `train:` value is a located error, exit 2, with a hint
+VICREG = SPECS / "vicreg.jepa"
+IJEPA = SPECS / "ijepa.jepa"
+BAD_TRAIN = [
+    (None, ["train.optimizer.betas=[2,0.5]"], r"<command line>:1:\d+: error: train.optimizer.betas: beta 1 is 2.0"),
+    ("batch_size: 64, optimizer: {lr: 0.003, betas: [0.9, 1.5]}", [],
+     r"\S+fork.yaml:\d+:\d+: error: train.optimizer.betas: beta 2 is 1.5"),
+    (None, ["train.batch_size=8", "train.data.with.paired=true", "train.batch_size=7"],
+     r"<command line>:1:\d+: error: train.batch_size=7: data source `fork` needs an even batch per process"),
+    (None, ["train.batch_size=100000000000"], r"<command line>:1:\d+: error: `train.batch_size`: input should be "
+                                               r"less than or equal to 16777216"),
+    (None, ["train.steps=true"], r"<command line>:1:\d+: error: `train.steps` is `true`, not a number"),
+    (None, ["train.lr=true"], r"<command line>:1:\d+: error: `train.optimizer.lr`: `true` is not a number"),
+    (None, ["train.batch_size=true"], r"<command line>:1:\d+: error: `train.batch_size` is `true`, not a number"),
+    (None, ["train.warmup=1e3"], r"<command line>:1:\d+: error: `train.schedule.warmup`: `1e3` is not a whole number"),
+    ('batch_size: "64", optimizer: {lr: 0.003}', [],
+     r"\S+fork.yaml:\d+:\d+: error: `train.batch_size`: `64` is text, not a number"),
+    (VICREG, ["train.batch_size=1"], r"<command line>:1:\d+: error: train.batch_size=1, but regulariser `vicreg` "
+                                     r"\(vicreg\) takes statistics over the batch"),
+    (IJEPA, ["train.data.with.target_scale=[0.9,0.1]"],
+     r"<command line>:1:\d+: error: data source `shapes`: `target_scale`: \[0.9, 0.1\] is a \[lo, hi\] range"),
+    (IJEPA, ["train.data.with.target_scale=[2,3]"],
+     r"<command line>:1:\d+: error: data source `shapes`: `target_scale`: \[2, 3\] are fractions of the frame"),
+    (None, ["train.schedule.final_lr=0.5"], r"<command line>:1:\d+: error: train.schedule.final_lr=0.5 is above "
+                                            r"the peak rate train.optimizer.lr=0.003"),
+    (None, ["train.data.with.noise=true"],
+     r"<command line>:1:\d+: error: data source `fork`: `noise`: `true` is not a number"),
+]
+
+
+@pytest.mark.parametrize("spec,overrides,error", BAD_TRAIN, ids=[" ".join(b[1]) or f"spec {b[0]}" for b in BAD_TRAIN])
+def test_bad_train_values_are_located_errors(tmp_path, capsys, spec, overrides, error):
+    if spec is None or isinstance(spec, str):  # the fork spec, its `train:` edited in the file
+        spec = spec_file(tmp_path, TRAIN.replace("batch_size: 64, optimizer: {lr: 0.003}", spec) if spec else TRAIN)
+    assert train_cli(spec, "train.steps=1", *overrides, "--out", str(tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert re.match(error, err), err
+    assert "\nhint: " in err and "Traceback" not in err and not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_batch_stat_regularizers_need_two_samples_in_the_global_batch(monkeypatch):
+    from jepa_graph import distributed
+    model = jg.compile(SPECS / "vicreg.jepa", seed=0)
+    with pytest.raises(jg.SpecError, match=r"batch_size=1, but regulariser `vicreg` \(vicreg\)") as e:
+        Trainer(model, batch_size=1, steps=1, progress=False)
+    assert "use train.batch_size=2 or more" in str(e.value)
+    monkeypatch.setattr(distributed, "setup", lambda: (0, 2, 0))  # as if under torchrun with 2 ranks
+    monkeypatch.setattr(distributed, "wrap_ddp", lambda module, device: module)
+    Trainer(model, batch_size=2, steps=1, progress=False)  # one sample per rank: VICReg gathers both
+
+
+def test_lr_in_exponent_form_loads_from_yaml_and_the_command_line(tmp_path):
+    spec = spec_file(tmp_path, SHORT.replace("lr: 1.0e-3", "lr: 3e-4").replace("warmup: 100", "warmup: 0"))
+    assert jg.load(spec).train.optimizer.lr == 3e-4  # PyYAML reads `3e-4` as text
+    out = tmp_path / "run"
+    assert train_cli(spec, "--out", str(out)) == 0 and first_lr(out) == pytest.approx(3e-4)
+    assert train_cli(spec, "train.lr=5e-4", "--out", str(out)) == 0 and first_lr(out) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("over", ["train.optimizer=sgd", "train.optimizer.name=sgd"])
+def test_a_name_override_keeps_the_sections_other_settings(over):
+    spec = load_with_overrides(str(SPECS / "fork.jepa"), [over])  # fork.jepa: optimizer={lr=0.003}
+    assert spec.train.optimizer.name == "sgd" and spec.train.optimizer.lr == 0.003
+
+
+def test_naming_another_data_source_drops_the_old_ones_parameters(tmp_path):
+    spec = spec_file(tmp_path, SHORT.replace("data: fork", "data: {source: fork, with: {noise: 0.0}, rename: {a: b}}"))
+    same = load_with_overrides(str(spec), ["train.data=fork"]).train.data
+    assert same.source == "fork" and same.params == {"noise": 0.0} and same.rename == {"a": "b"}
+    other = load_with_overrides(str(spec), ["train.data=two_rooms", "train.data.with.episodes=4"]).train.data
+    assert other.source == "two_rooms" and other.params == {"episodes": 4} and other.rename == {}
+    model = jg.compile(jg.load(spec))  # the Python API: a new source starts from its defaults too
+    assert resolve_config(model, {"data": "two_rooms"}).data.params == {}
+    assert resolve_config(model, {"data": {"with": {"noise": 0.5}}}).data.params == {"noise": 0.5}
+
+
+def test_resuming_past_train_steps_is_an_error_that_keeps_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    spec = spec_file(tmp_path, SHORT)
+    assert train_cli(spec, "train.steps=3", "--out", str(out)) == 0
+    capsys.readouterr()
+    assert train_cli(spec, "train.steps=2", "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    assert re.match(r"<command line>:1:\d+: error: \S+last.pt is at step 3, past train.steps=2", err), err
+    assert "hint: set train.steps above 3" in err
+    assert read_checkpoint(out / "last.pt")["step"] == 3
+
+
+def test_a_first_batch_that_does_not_fit_in_memory_points_at_batch_size(tmp_path, capsys, monkeypatch):
+    from jepa_graph.data.fork_source import ForkSource
+
+    def huge(self, n, gen):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 409600000000 bytes.")
+
+    monkeypatch.setattr(ForkSource, "sample", huge)
+    assert train_cli(spec_file(tmp_path, SHORT), "train.batch_size=16000000") == 2
+    err = capsys.readouterr().err
+    assert re.match(r"<command line>:1:\d+: error: the first batch of train.batch_size=16000000 samples from "
+                    r"data source `fork` does not fit in memory", err), err
+    assert "hint: lower train.batch_size" in err
+
+
+def test_training_on_example_inputs_says_so(tmp_path, caplog):
+    spec = spec_file(tmp_path, "train: {steps: 1, batch_size: 8}")  # no data source
+    with caplog.at_level(logging.WARNING):
+        assert train_cli(spec) == 0
+    warned = [r for r in caplog.records if "random example inputs" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING and warned[0].name.startswith("jepa_graph")
+    assert "train.data" in warned[0].getMessage() and "two_rooms" in warned[0].getMessage()
+    assert logging.getLogger("jepa_graph").getEffectiveLevel() <= logging.WARNING  # what the CLI shows

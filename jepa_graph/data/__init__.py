@@ -23,26 +23,74 @@ Register your own::
             return {"x": torch.randn(n, 16, generator=gen)}
 
 or pass any map-style ``torch.utils.data.Dataset`` to ``jg.train(model, dataset, names=[...])``.
+
+A source whose batches must have a certain size (``fork`` with ``paired``: even) says so in
+:meth:`DataSource.check_batch_size`; ``[lo, hi]`` parameters use :data:`FractionRange` or
+:data:`PositiveRange`, so a reversed or out-of-range pair is a located error, not a quiet run.
+With no source at all the trainer falls back to random example inputs and logs a warning.
 """
 from __future__ import annotations
 
 import importlib
+import logging
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from ..errors import Location, SpecError, did_you_mean
+from ..train_config import _number
+
+log = logging.getLogger(__name__)
 
 _SOURCES: dict[str, type["DataSource"]] = {}
 _BUILTIN = ("two_rooms", "shapes", "video", "fork_source")  # modules that register on import
 
 
 class SourceParams(BaseModel):
-    """Base for a source's parameters (``train.data.with``). Strict: unknown keys are errors."""
+    """Base for a source's parameters (``train.data.with``). Strict: unknown keys are errors, and a
+    number is a number: ``episodes: true`` is not 1 and ``noise: "0.1"`` is text (``1e-3`` is fine)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        ann = cls.model_fields[info.field_name].annotation
+        if (_takes(ann, int) or _takes(ann, float)) and not (_takes(ann, bool) or _takes(ann, str)):
+            for x in v if isinstance(v, (list, tuple)) else [v]:
+                _number(x)  # raises on `true` and on text that is no number
+        return v
+
+
+def _takes(ann: Any, t: type) -> bool:
+    """Whether annotation ``ann`` (``int | None``, ``tuple[float, float]``, ``Annotated[...]``) accepts ``t`` values."""
+    return ann is t or ann is Any or any(_takes(a, t) for a in get_args(ann))
+
+
+def _ordered(lo_hi: tuple[float, float]) -> tuple[float, float]:
+    if lo_hi[0] > lo_hi[1]:
+        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] is a [lo, hi] range: lo must not exceed hi")
+    return lo_hi
+
+
+def _fractions(lo_hi: tuple[float, float]) -> tuple[float, float]:
+    if not all(0 < x <= 1 for x in lo_hi):
+        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] are fractions of the frame: each in (0, 1]")
+    return _ordered(lo_hi)
+
+
+def _positive(lo_hi: tuple[float, float]) -> tuple[float, float]:
+    if not all(x > 0 for x in lo_hi):
+        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] are ratios: each above 0")
+    return _ordered(lo_hi)
+
+
+FractionRange = Annotated[tuple[float, float], AfterValidator(_fractions)]
+"""A ``[lo, hi]`` range of fractions (of an image's area or side): 0 < lo <= hi <= 1."""
+PositiveRange = Annotated[tuple[float, float], AfterValidator(_positive)]
+"""A ``[lo, hi]`` range of positive ratios (aspect ratios): 0 < lo <= hi."""
 
 
 class DataSource(ABC):
@@ -61,6 +109,11 @@ class DataSource(ABC):
     @abstractmethod
     def sample(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """``n`` samples drawn with ``gen``: a dict of (n, ...) CPU tensors."""
+
+    def check_batch_size(self, per_rank: int) -> str | None:
+        """Why this source cannot serve batches of ``per_rank`` samples per process (the trainer
+        reports it at ``train.batch_size`` before training), or None."""
+        return None
 
     def batch(self, step: int, size: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
         """This rank's shard of the global batch of ``step`` (deterministic in seed and step)."""
@@ -123,9 +176,17 @@ def make_source(name: str, params: dict[str, Any], inputs: dict[str, Any], seed:
         err = e.errors()[0]
         key = ".".join(str(x) for x in err["loc"])
         allowed = list(cls.Params.model_fields)
-        hint = did_you_mean(str(err["loc"][-1]), allowed, "parameters") if err["type"] == "extra_forbidden" else \
-            "parameters of `" + name + "`: " + ", ".join(allowed)
-        raise SpecError(f"data source `{name}`: `{key}`: {err['msg']}", at("with", *err["loc"]), hint) from None
+        field = cls.Params.model_fields.get(str(err["loc"][0]))
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(str(err["loc"][-1]), allowed, "parameters")
+        elif field is not None and field.default is not None and not field.is_required():
+            default = list(field.default) if isinstance(field.default, tuple) else \
+                str(field.default).lower() if isinstance(field.default, bool) else field.default
+            hint = f"`{err['loc'][0]}` is {default} unless set (parameters of `{name}`: {', '.join(allowed)})"
+        else:
+            hint = "parameters of `" + name + "`: " + ", ".join(allowed)
+        msg = err["msg"].removeprefix("Value error, ")
+        raise SpecError(f"data source `{name}`: `{key}`: {msg}", at("with", *err["loc"]), hint) from None
     try:
         return cls(p, inputs, seed)
     except ValueError as e:  # the parameters do not fit the spec (image size vs patch, mask counts)
@@ -150,6 +211,9 @@ def resolve_source(model, data: Any, cfg, names: list[str] | None = None):
         where = (lambda *p: src.at(("train", "data") + p)) if src is not None else None
         return make_source(cfg.data.source, dict(cfg.data.params), spec_inputs(model), seed, where)
     if data is None:
+        log.warning("`%s` names no data source (train.data), so it trains on random example inputs: a smoke "
+                    "run that learns nothing. Set train.data to a source (%s) or pass data to jg.train",
+                    model.spec.name, ", ".join(list_sources()))
         return ExampleSource(model, "loss", seed)
     if isinstance(data, str):
         params = dict(cfg.data.params) if cfg.data is not None and cfg.data.source == data else {}

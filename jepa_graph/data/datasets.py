@@ -6,6 +6,9 @@ Each wraps into the same step-indexed interface as the procedural sources
 * :class:`TensorSource`: a dict of (N, ...) tensors; each step draws a random batch.
 * :class:`DatasetSource`: any map-style dataset whose items are dicts, or tuples named by
   ``names`` (``names=["x", "x_next", "a"]``); epochs are random permutations of the indices.
+  Batches must be drawable by index for any step, so an ``IterableDataset`` (a stream) or a
+  ``DataLoader`` is refused with a hint: pass the loader's ``.dataset``, or collect a stream into
+  tensors (``TensorSource``), or write a source whose ``batch(step, size, rank, world)`` reads it.
 * :class:`ExampleSource`: the program's random example inputs (smoke tests, throughput).
 
 Example::
@@ -18,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from ..errors import SpecError
 from . import step_seed
@@ -60,6 +63,15 @@ class DatasetSource(StepSource):
     """A map-style dataset, read in epochs of random order; items are dicts or named tuples."""
 
     def __init__(self, dataset: Dataset, names: Sequence[str] | None = None, seed: int = 0):
+        if isinstance(dataset, DataLoader):  # batching, order and sharding are the trainer's
+            raise SpecError("a DataLoader is not a dataset: the trainer batches, shuffles and shards itself",
+                            hint="pass its dataset: jg.train(model, loader.dataset, names=[...]) "
+                                 "(batch_size comes from train.batch_size)")
+        if isinstance(dataset, IterableDataset):  # a stream cannot give the batch of an arbitrary step
+            raise SpecError(f"{type(dataset).__name__} is an IterableDataset: the trainer draws each step's batch "
+                            "by index (so runs resume and shard exactly), which a stream cannot give",
+                            hint="collect it into tensors, jg.train(model, {'x': torch.stack(xs), ...}), or wrap "
+                                 "it in an object with batch(step, size, rank, world) -> dict of (B, ...) tensors")
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise SpecError(f"{type(dataset).__name__} is not a map-style dataset",
                             hint="give a torch.utils.data.Dataset with __len__ and __getitem__")

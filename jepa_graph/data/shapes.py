@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from . import DataSource, SourceParams, register_source
+from . import DataSource, FractionRange, PositiveRange, SourceParams, register_source
 from .masks import multiblock_batch
 
 CLASSES = ("disc", "square", "triangle", "ring")
@@ -77,13 +77,13 @@ class ShapesSource(DataSource):
     class Params(SourceParams):
         size: int | None = Field(None, ge=8)  # image side; default: from the spec's image input
         patch: int = Field(8, ge=1)  # patch side for masks (match the encoder's `patch`)
-        scale: tuple[float, float] = (0.2, 0.45)  # shape half-size range, fraction of the frame
+        scale: FractionRange = (0.2, 0.45)  # shape half-size range, fraction of the frame
         noise: float = Field(0.05, ge=0)  # background noise amplitude
         n_blocks: int = Field(4, ge=1)  # target blocks per I-JEPA mask
-        target_scale: tuple[float, float] = (0.15, 0.2)
-        target_aspect: tuple[float, float] = (0.75, 1.5)
-        context_scale: tuple[float, float] = (0.85, 1.0)
-        crop: tuple[float, float] = (0.5, 1.0)  # view crop area range (x1/x2)
+        target_scale: FractionRange = (0.15, 0.2)  # area of each target block, fraction of the image
+        target_aspect: PositiveRange = (0.75, 1.5)  # height / width of a target block
+        context_scale: FractionRange = (0.85, 1.0)  # area of the context block
+        crop: FractionRange = (0.5, 1.0)  # view crop area range (x1/x2)
         jitter: float = Field(0.4, ge=0)  # view colour jitter
         flip: bool = True  # mirror views left-right at random; an invariance to it forgets left from right
 

@@ -9,7 +9,8 @@ Collection policies: ``random`` (a smooth random walk: a_t = 0.7 a_{t-1} + 0.6 n
 ``expert`` (heads for the goal, through the door when the goal is in the other room, with
 ``noise`` added). The ``two_rooms`` source collects ``episodes`` trajectories once (from its
 seed) and serves random transitions ``x, a, x_next`` (+ ``goal``), or with ``horizon`` H also
-sequences ``x_seq`` (B, H+1, obs) and ``a_seq`` (B, H, act) for multi-step evaluation.
+sequences ``x_seq`` (B, H+1, obs) and ``a_seq`` (B, H, act) for multi-step evaluation (``x_seq``
+holds the same observations as ``x``: states, or images (B, H+1, 3, size, size)).
 
 Example::
 
@@ -152,6 +153,7 @@ class TwoRoomsSource(DataSource):
                "state": S[e, t], "state_next": S[e, t + 1]}
         if H:
             steps = t[:, None] + torch.arange(H + 1)  # (n, H+1)
-            out["x_seq"] = S[e[:, None], steps]  # states; render per step when needed
+            seq = S[e[:, None], steps]  # (n, H+1, 2) states
+            out["x_seq"] = self.obs(seq.reshape(-1, 2)).reshape(n, H + 1, *out["x"].shape[1:])  # (n, H+1, obs)
             out["a_seq"] = A[e[:, None], steps[:, :-1]]
         return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from . import DataSource, SourceParams, register_source
+from . import DataSource, FractionRange, SourceParams, register_source
 from .masks import tube_batch
 from .shapes import CLASSES
 
@@ -63,7 +63,7 @@ class VideoSource(DataSource):
         patch: int = Field(8, ge=1)  # spatial patch (match the encoder)
         tubelet: int = Field(2, ge=1)  # frames per token (match the encoder)
         max_speed: float = Field(0.25, ge=0)  # per frame, in units of half the frame
-        target_scale: tuple[float, float] = (0.5, 0.6)  # spatial area of each target block
+        target_scale: FractionRange = (0.5, 0.6)  # spatial area of each target block, fraction of the frame
         n_blocks: int = Field(2, ge=1)
 
     def __init__(self, params, inputs, seed=0):
