@@ -10,7 +10,7 @@ from typing import Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import Diagnostic, article, did_you_mean
+from .errors import Diagnostic, article, did_you_mean, in_jepa
 from .graph import SCALAR_KINDS, Graph, Node, Term
 
 _REPRESENTATION_KINDS = ("encoder", "predictor", "op", "actor", "port", "input")
@@ -91,7 +91,7 @@ def _relations(g: Graph, errors: list[Diagnostic]) -> None:
                 errors.append(Diagnostic(f"EMA target `{n.name}` has type `{n.type}` but copies `{src.name}` of type `{src.type}`",
                                          n.at("type", key=False), "remove `type:`; an EMA target has its source's architecture"))
                 continue
-            jepa = str(getattr(n.loc, "file", "")).endswith(".jepa")  # hints in the spec's own syntax
+            jepa = in_jepa(n.loc)  # hints in the spec's own syntax
             try:
                 n.ema = EmaParams.model_validate(n.raw_params)
             except ValidationError as e:
@@ -192,9 +192,10 @@ def _term(g: Graph, key: str, weight: float, where: str, allowed: tuple[str, ...
     if latent is not None and not latent.scope and latent.op == "latent":
         regs = latent.decl.regularizer
         if tail not in regs:
+            declare = (f"declare it on `{head}`: `latent {head} : [...] ~ {tail}(w)`" if in_jepa(loc) else
+                       f"declare `regularizer: {{{tail}: w}}` on `{head}`")
             errors.append(Diagnostic(f"{where} term `{key}`: latent `{head}` has no `{tail}` regulariser", loc,
-                                     f"declare `regularizer: {{{tail}: w}}` on `{head}`" if tail in ("l1", "l2", "kl")
-                                     else did_you_mean(tail, regs, "regularisers")))
+                                     declare if tail in ("l1", "l2", "kl") else did_you_mean(tail, regs, "regularisers")))
             return None
         return Term(key, weight, head, latent_reg=tail)
     name = key

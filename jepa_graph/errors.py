@@ -135,6 +135,11 @@ class BlockRuntimeError(RuntimeError):
     """A block failed while running; names the block, its type and where it is defined."""
 
 
+def in_jepa(loc) -> bool:
+    """Whether ``loc`` (a Location, or None) is in a .jepa file: hints then show .jepa syntax."""
+    return str(getattr(loc, "file", "") or "").endswith(".jepa")
+
+
 def article(word: str) -> str:
     """``"an encoder"``, ``"a predictor"``: messages name kinds with their article."""
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from .errors import Diagnostic, SpecError, did_you_mean
+from .errors import Diagnostic, SpecError, did_you_mean, in_jepa
 from .graph import Graph, Node
 from .registry import get_block
 from .spec import MAX_SIZE
@@ -185,8 +185,9 @@ def _check_latents(g: Graph, errors: list[Diagnostic]) -> None:
                                      n.at("inference", "method"), "use `method: gradient`, `cem` or `sample`, "
                                      "or make it discrete: `domain: {discrete: K}`"))
         if k is not None and n.ttype.shape != (k,):
+            form = f"`latent {n.name} : [{k}] discrete({k})`" if in_jepa(n.loc) else f"`shape: [{k}]`"
             errors.append(Diagnostic(f"latent `{n.name}` is discrete({k}) but has shape {n.ttype}", n.at("shape"),
-                                     f"a discrete latent is a one-hot vector: write `shape: [{k}]`"))
+                                     f"a discrete latent is a one-hot vector: write {form}"))
         enc = g.nodes.get(n.decl.encoder or "")
         if enc is not None and enc.ttype is not None and enc.ttype.shape != n.ttype.shape:
             what = "logits [B, K] for" if k is not None else "the shape of"

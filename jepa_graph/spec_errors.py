@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from . import spec as S
-from .errors import Diagnostic, did_you_mean
+from .errors import Diagnostic, did_you_mean, in_jepa
 from .parse_yaml import RawSpec
 
 _VAR_MODELS = {"inputs": S.InputVar, "latents": S.LatentVar, "actions": S.ActionVar}
@@ -57,6 +57,7 @@ _MISMATCH = ("literal_error", "model_type", "model_attributes_type", "dict_type"
              "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "string_type",
              "bool_type", "bool_parsing", "none_required", "is_instance_of")
 _FORMS = {"BoxDomain": "`{box: [lo, hi]}`", "DiscreteDomain": "`{discrete: K}`", "Edge": "`{ref: name, stop_grad: true}`"}
+_JEPA_FORMS = {"BoxDomain": "`box(lo, hi)`", "DiscreteDomain": "`discrete(K)`", "Edge": "`sg(name)`"}  # in a .jepa file
 
 
 def _union_point(err: dict, data: Any) -> tuple[tuple, str] | None:
@@ -103,7 +104,7 @@ def _no_branch(prefix: tuple, branches: dict[str, list[dict]], raw: RawSpec) -> 
         elif t.startswith(("list_", "tuple_")):
             forms.append("a list")
         else:
-            forms.append(_FORMS.get(cls, f"a `{cls}` mapping"))
+            forms.append((_JEPA_FORMS if in_jepa(raw.at(prefix)) else _FORMS).get(cls, f"a `{cls}` mapping"))
     where = ".".join(map(str, prefix)) or "the spec"
     value = next(iter(branches.values()))[0].get("input")
     hint = "write " + " or ".join(dict.fromkeys(forms)) + (" (`true`/`false` are not numbers)" if isinstance(value, bool) else "")
@@ -228,7 +229,7 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
     elif kind == "missing":
         field = loc[-1]
         msg = f"{'the spec' if not path else f'`{where}`'} is missing `{field}`"
-        hint = _missing_hint(str(field), path)
+        hint = _missing_hint(str(field), path, in_jepa(raw.at(path)))
     elif kind == "string_pattern_mismatch" and path[-1:] == ("type",) and path[:1] == ("blocks",):
         # `type: os.system`: a spec names registered blocks, never Python code
         msg = f"`{err.get('input')}` is not a block type (at `{where}`)"
@@ -317,9 +318,12 @@ def _value_hint(msg: str) -> str:
     return "see `jepa-graph schema` for the allowed values"
 
 
-def _missing_hint(field: str, path: tuple = ()) -> str:
+def _missing_hint(field: str, path: tuple = (), jepa: bool = False) -> str:
     if field == "name" and path[:1] == ("levels",):  # a level is named too: `encode_low`, `step_low`
-        return "name the level, e.g. `name: low` (its programs are then `encode_low` and `step_low`)"
+        return ("name the level, e.g. `level low encoder=...`" if jepa else "name the level, e.g. `name: low`") + \
+            " (its programs are then `encode_low` and `step_low`)"
+    if jepa and path[:1] in (("levels",), ("world_model",)):  # `level NAME k=v, ...` / `world_model k=v, ...`
+        return f"add `{field}=...` to the `{'level' if path[0] == 'levels' else 'world_model'}` line"
     return {
         "blocks": "a spec needs `blocks:` (the graph's nodes)",
         "name": "add `name: my_model` at the top",

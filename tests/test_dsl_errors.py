@@ -198,3 +198,20 @@ def test_commas_between_section_entries_may_be_left_out():
     with_commas = parse_dsl("jepa a\ndims a=1, b=2\nlevel low encoder=e, stride=2\n", "a.jepa").data
     without = parse_dsl("jepa a\ndims a=1 b=2\nlevel low encoder=e stride=2\n", "a.jepa").data
     assert with_commas == without
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("jepa t\ninput x : [4]\nlatent z : [2] reall\ne = encoder.mlp(x, z, out=2)\n", "write `real` or `box(lo, hi)` or `discrete(K)`"),
+    ("jepa t\ninput x : [4]\nlatent z : [3] discrete(2)\ne = predictor.mlp(x, z, out=2)\n",
+     "write `latent z : [2] discrete(2)`"),
+    ("jepa t\ninput x, y : [4]\nlatent z : [2]\np = predictor.mlp(x, z, out=4)\nE = energy.l2(p, y)\nobjective E + z.l2\n",
+     "declare it on `z`: `latent z : [...] ~ l2(w)`"),
+    ("jepa t\ninput x, y : [4]\ne = encoder.mlp(x, out=4)\np = predictor.mlp(e, out=4)\nE = energy.l2(p, y)\n"
+     "objective E\nlevel low encoder=e\n", "add `predictor=...` to the `level` line"),
+])
+def test_shared_checks_hint_in_jepa_syntax(text, hint):
+    """Checks shared with YAML (the spec model, shapes, objective terms) word their hints in the
+    syntax of the file the error is in."""
+    with pytest.raises(SpecError) as e:
+        jg.check(jg.loads(text, "t.jepa"))
+    assert any(hint in d.hint for d in e.value.diagnostics), str(e.value)
