@@ -22,7 +22,7 @@ import torch.fx as fx
 
 from .errors import BlockRuntimeError, Location, SpecError, did_you_mean
 from .lower import LATENT_PENALTIES, Lowering, energy_terms, fx_name
-from .model import _find_failing_node
+from .nonfinite import failing_block
 from .train_checks import dtype_kind
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def located(model, gm: fx.GraphModule, feed: dict[str, torch.Tensor], what: str,
     """``err`` from running ``gm`` on ``feed`` as a BlockRuntimeError naming the first block that raises."""
     if isinstance(err, (BlockRuntimeError, SpecError)):
         return err
-    failing = _find_failing_node(gm, feed)
+    failing = failing_block(gm, feed)
     n = model.graph.nodes.get(failing) if failing is not None else None
     if n is None:
         return BlockRuntimeError(f"{what} of `{model.spec.name}` failed: {type(err).__name__}: {err}")

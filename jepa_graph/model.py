@@ -25,6 +25,7 @@ from .errors import BlockRuntimeError, SpecError
 from .gc_pause import paused_gc
 from .graph import Graph, build_graph
 from .lower import Lowering, energy_terms
+from .nonfinite import failing_block
 from .shapes import infer_shapes
 from .spec import Spec
 
@@ -231,7 +232,7 @@ class CompiledModel(nn.Module):
         if len(set(batches.values())) > 1:  # every input carries the same batch B
             return BlockRuntimeError(f"program `{name}` of `{self.spec.name}`: inputs have different batch sizes ("
                                      + ", ".join(f"`{k}`: {b}" for k, b in batches.items()) + ")")
-        failing = _find_failing_node(prog, inputs)
+        failing = failing_block(prog, inputs)
         if failing is not None:
             n = self.graph.nodes[failing]
             return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed in program `{name}`: "
@@ -342,28 +343,6 @@ def _index_bounds(g: Graph, node) -> list[int]:
             out += [b for i, r in enumerate(n.inputs) if r.src == node.name
                     for b in [n.block.index_bound(n.params, ins, i)] if b is not None]
     return out
-
-
-def _find_failing_node(prog: fx.GraphModule, inputs: dict) -> str | None:
-    """Re-run ``prog`` node by node; the graph name of the first block node that raises."""
-    found: list[str] = []
-
-    class Finder(fx.Interpreter):
-        def run_node(self, n: fx.Node):
-            try:
-                return super().run_node(n)
-            except Exception:
-                if not found and "jepa_node" in n.meta:
-                    found.append(n.meta["jepa_node"])
-                raise
-
-    args = [inputs[n.target] for n in prog.graph.nodes if n.op == "placeholder"]
-    try:
-        with torch.no_grad():
-            Finder(prog).run(*args)
-    except Exception:  # the same failure again; we only wanted to know where
-        pass
-    return found[0] if found else None
 
 
 @paused_gc()  # compile time stays linear in the spec size: see gc_pause

@@ -1,4 +1,4 @@
-"""Find where a NaN/inf came from: the first block whose output (or gradient) is non-finite.
+"""Find the culprit block: the first whose output (or gradient) is non-finite, or that raises.
 
 The training program is re-run node by node with an fx Interpreter on the failing batch; the
 first block node (a ``call_module``, or the ``call_function`` of a fused energy) whose floating
@@ -49,3 +49,26 @@ def nonfinite_grad_block(model: torch.nn.Module, graph) -> str | None:
         if n.op == "call" and n.module in bad:
             return n.name
     return None
+
+
+def failing_block(prog: fx.GraphModule, inputs: dict) -> str | None:
+    """Graph name of the first block that raises when ``prog`` is re-run node by node on ``inputs``
+    (None: none does). Callers have caught the failure already; this only finds where it was."""
+    found: list[str] = []
+
+    class Finder(fx.Interpreter):
+        def run_node(self, n: fx.Node):
+            try:
+                return super().run_node(n)
+            except Exception:
+                if not found and "jepa_node" in n.meta:
+                    found.append(n.meta["jepa_node"])
+                raise
+
+    args = [inputs[n.target] for n in prog.graph.nodes if n.op == "placeholder"]
+    try:
+        with torch.no_grad():
+            Finder(prog).run(*args)
+    except Exception:  # the same failure again; we only wanted to know where
+        pass
+    return found[0] if found else None

@@ -247,7 +247,8 @@ def _backtrack(t: torch.Tensor, f0: torch.Tensor, ft: torch.Tensor, dg: torch.Te
 
 def _inside(params: Z, spaces: list[LatentSpace]) -> torch.Tensor:
     """(rows,) True where every box latent of the row lies in its box."""
-    ok = torch.ones(next(iter(params.values())).shape[0], dtype=torch.bool, device=next(iter(params.values())).device)
+    first = next(iter(params.values()))
+    ok = torch.ones(first.shape[0], dtype=torch.bool, device=first.device)
     with torch.no_grad():
         for s in spaces:
             if s.kind == "box":

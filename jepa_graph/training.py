@@ -51,7 +51,7 @@ from .train_checks import (LOC, check_batch, check_config, check_device, check_s
 from .train_config import TrainConfig, resolve_config  # noqa: F401 (resolve_config: part of this module's API)
 from . import distributed as dist_util
 from .data import resolve_source
-from .nonfinite import first_nonfinite_block, nonfinite_grad_block
+from .nonfinite import failing_block, first_nonfinite_block, nonfinite_grad_block
 from .optim import lr_factor, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -315,10 +315,9 @@ class Trainer:
             return err
         if isinstance(err, BlockRuntimeError):  # located by the program already; add the usual fix
             return BlockRuntimeError(f"{err}{self._oom(err)}")
-        from .model import _find_failing_node  # the walk model.run's errors use
         step = f"training step {self.step + 1}"
         missing = [n for n in self.input_names if n not in batch]
-        block = None if missing else _find_failing_node(self.program, batch)
+        block = None if missing else failing_block(self.program, batch)  # the walk model.run's errors use
         if block is not None:
             n = self.graph.nodes[block]
             return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed at {step}: "

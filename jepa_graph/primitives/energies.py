@@ -27,13 +27,8 @@ class Distance(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, reduction: str = "none") -> torch.Tensor:
         if reduction == "mean":  # mean over samples of per-sample means = mean over every element
-            if self.fn == "l2":
-                return F.mse_loss(a, b)
-            if self.fn == "l1":
-                return F.l1_loss(a, b)
-            if self.fn == "smooth_l1":
-                return F.smooth_l1_loss(a, b, beta=self.beta)
-            return self.forward(a, b).mean()
+            direct = self.fused()
+            return direct[0](a, b, **direct[1]) if direct is not None else self.forward(a, b).mean()
         if self.fn == "l2":
             d = (a - b).pow(2)
         elif self.fn == "l1":
