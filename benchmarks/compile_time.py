@@ -40,11 +40,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import jepa_graph as jg  # noqa: E402
-from jepa_graph.gc_pause import paused_gc  # noqa: E402
-from jepa_graph.graph import build_graph  # noqa: E402
-from jepa_graph.model import CompiledModel  # noqa: E402
-from jepa_graph.shapes import infer_shapes  # noqa: E402
-from jepa_graph.validate import build_spec, parse_file  # noqa: E402
+from jepa_graph.core.gc_pause import paused_gc  # noqa: E402
+from jepa_graph.compiler.graph import build_graph  # noqa: E402
+from jepa_graph.compiler.model import CompiledModel  # noqa: E402
+from jepa_graph.compiler.shapes import infer_shapes  # noqa: E402
+from jepa_graph.frontend.load import build_spec, parse_file  # noqa: E402
 
 STAGES = ("parse", "validate", "graph", "shapes", "modules", "lower", "call")
 COMPILE = ("parse", "validate", "graph", "shapes", "modules")

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import jepa_graph as jg  # noqa: E402
 from jepa_graph.data import make_source, spec_inputs  # noqa: E402
-from jepa_graph.metrics import collapse_stats, rollout_error  # noqa: E402
+from jepa_graph.training.metrics import collapse_stats, rollout_error  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- linear probes

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import jepa_graph as jg
-from jepa_graph.render import dot_source, pipe
+from jepa_graph.diagrams import dot_source, pipe
 
 UNIT = """\
 name: unit

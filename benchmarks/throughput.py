@@ -33,8 +33,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import jepa_graph as jg  # noqa: E402
-from jepa_graph.optim import make_optimizer, make_scheduler  # noqa: E402
-from jepa_graph.training import Trainer, resolve_config  # noqa: E402
+from jepa_graph.training.optim import make_optimizer, make_scheduler  # noqa: E402
+from jepa_graph.training.trainer import Trainer, resolve_config  # noqa: E402
 
 
 class HandIJepa:

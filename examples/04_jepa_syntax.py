@@ -4,7 +4,7 @@ Both syntaxes build the same spec model; `jepa-graph fmt` (here `format_text`) c
 way without losing anything, comments included. Run: python examples/04_jepa_syntax.py
 """
 import jepa_graph as jg
-from jepa_graph.fmt import format_text
+from jepa_graph.format.convert import format_text
 
 SPEC = """\
 # A world model: encode, predict one step ahead from the action, compare with an EMA target.

@@ -8,32 +8,32 @@ lower -> run (train / minimise / plan) -> render.
     model = jg.compile(spec)
     out = model(**model.example_inputs(8))
 """
-from .errors import BlockRuntimeError, Diagnostic, Location, SpecError
-from .model import CompiledModel, check, compile, ema_momentum
-from .registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
-from .spec import Spec
-from .tensors import SCALAR, ShapeMismatch, TType, vec
-from .validate import from_dict, load, loads
+from .core.errors import BlockRuntimeError, Diagnostic, Location, SpecError
+from .compiler.model import CompiledModel, check, compile, ema_momentum
+from .core.registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
+from .frontend.spec import Spec
+from .core.tensors import SCALAR, ShapeMismatch, TType, vec
+from .frontend.load import from_dict, load, loads
 
 __version__ = "0.1.0"
 
 # Capabilities in their own modules, imported on first use (keeps `import jepa_graph` light).
 _LAZY = {
-    "render": "jepa_graph.render",
-    "minimize_energy": "jepa_graph.minimize",
-    "predict_modes": "jepa_graph.minimize",
-    "infer_latents": "jepa_graph.minimize",
-    "free_energy": "jepa_graph.minimize",
-    "NonFiniteEnergyError": "jepa_graph.latents",
-    "latent_landscape": "jepa_graph.landscape",
-    "energy_along": "jepa_graph.landscape",
-    "plot_latent_landscape": "jepa_graph.landscape",
-    "plot_energy_along": "jepa_graph.landscape",
-    "train": "jepa_graph.training",
-    "Trainer": "jepa_graph.training",
+    "render": "jepa_graph.diagrams",
+    "minimize_energy": "jepa_graph.inference.minimize",
+    "predict_modes": "jepa_graph.inference.minimize",
+    "infer_latents": "jepa_graph.inference.minimize",
+    "free_energy": "jepa_graph.inference.minimize",
+    "NonFiniteEnergyError": "jepa_graph.inference.latents",
+    "latent_landscape": "jepa_graph.inference.landscape",
+    "energy_along": "jepa_graph.inference.landscape",
+    "plot_latent_landscape": "jepa_graph.inference.landscape",
+    "plot_energy_along": "jepa_graph.inference.landscape",
+    "train": "jepa_graph.training.trainer",
+    "Trainer": "jepa_graph.training.trainer",
     "plan": "jepa_graph.plan",
     "plan_hierarchical": "jepa_graph.plan",
-    "format_spec": "jepa_graph.fmt",
+    "format_spec": "jepa_graph.format.convert",
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 import jepa_graph as jg
 from conftest import SPECS
 from jepa_graph.cli import main
-from jepa_graph.registry import list_blocks
+from jepa_graph.core.registry import list_blocks
 
 
 def run(capsys, *argv):

@@ -13,7 +13,7 @@ import torch
 import jepa_graph as jg
 from conftest import SPECS
 from jepa_graph.cli import main
-from jepa_graph.landscape import energy_along, latent_landscape
+from jepa_graph.inference.landscape import energy_along, latent_landscape
 
 FORK, ROOMS, SEED = str(SPECS / "fork.jepa"), str(SPECS / "two_rooms.yaml"), str(SPECS / "seed_world_model.yaml")
 

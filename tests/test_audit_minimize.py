@@ -7,7 +7,7 @@ import torch
 
 import jepa_graph as jg
 from conftest import SPECS
-from jepa_graph import landscape, latents, minimize
+from jepa_graph.inference import landscape, latents, minimize
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ BAD_BATCHES = {
 
 
 def _calls():
-    from jepa_graph.landscape import latent_landscape
+    from jepa_graph.inference.landscape import latent_landscape
     return {"enumerate": lambda m, b: jg.minimize_energy(m, b, method="enumerate"),
             "cem": lambda m, b: jg.minimize_energy(m, b, method="cem", samples=4, elites=2),
             "gradient": lambda m, b: jg.minimize_energy(m, b, method="gradient", steps=2),

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import jepa_graph as jg
-from jepa_graph import registry
+from jepa_graph.core import registry
 
 
 class _Doubler(jg.BlockType):

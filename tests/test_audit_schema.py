@@ -14,8 +14,8 @@ import yaml
 import jepa_graph as jg
 from conftest import ROOT, SPECS
 from jepa_graph.cli import main
-from jepa_graph.fmt import format_spec
-from jepa_graph.schema import json_schema
+from jepa_graph.format.convert import format_spec
+from jepa_graph.frontend.schema import json_schema
 
 jsonschema = pytest.importorskip("jsonschema", reason="dev extra: pip install -e '.[dev]'")
 FILES = sorted(p for d in (SPECS, ROOT / "blocks") for p in d.iterdir() if p.suffix in (".yaml", ".jepa"))

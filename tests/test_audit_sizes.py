@@ -12,7 +12,7 @@ import yaml
 import jepa_graph as jg
 from conftest import SPECS
 from jepa_graph.cli import main
-from jepa_graph.schema import json_schema
+from jepa_graph.frontend.schema import json_schema
 
 SEED = (SPECS / "seed_world_model.yaml").read_text()
 HUGE = "99999999999999999999"

@@ -9,7 +9,7 @@ import torch
 
 import jepa_graph as jg
 from jepa_graph.primitives.transformer import sincos_table
-from jepa_graph.tensors import ShapeMismatch, TType
+from jepa_graph.core.tensors import ShapeMismatch, TType
 
 BLOCKS = jg.list_blocks()
 B = 3

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, spec_hash
-from jepa_graph.training import Trainer
+from jepa_graph.training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, spec_hash
+from jepa_graph.training.trainer import Trainer
 
 from conftest import ROOT
 
@@ -115,7 +115,7 @@ KILLED = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     import jepa_graph as jg
-    from jepa_graph.training import Trainer
+    from jepa_graph.training.trainer import Trainer
     from test_checkpoint import TINY
     out, kill_at = sys.argv[1], int(sys.argv[2])
 
@@ -181,7 +181,7 @@ def _state_at(out, step):
 
 
 def test_resume_applies_changed_optimizer_and_schedule_settings(tmp_path, caplog):
-    from jepa_graph.optim import lr_factor
+    from jepa_graph.training.optim import lr_factor
     Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False).fit()  # 12 steps at lr 0.01
     lrs = []
     with caplog.at_level("WARNING", logger="jepa_graph.training"):

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.gc_pause import paused_gc
+from jepa_graph.compiler.graph import Ref
+from jepa_graph.core.gc_pause import paused_gc
 from jepa_graph.primitives.energies import Distance
 from conftest import SPECS, spec_files
 
@@ -64,7 +65,7 @@ def test_topo_is_networkx_lexicographical_order(path):
 
 def test_topo_rejects_a_cycle():
     g = jg.check(SPECS / "seed_world_model.yaml")
-    g.nodes["encoder"].inputs.append(jg.graph.Ref("predictor"))  # wire a loop in after the checks
+    g.nodes["encoder"].inputs.append(Ref("predictor"))  # wire a loop in after the checks
     g._nx = None  # a changed graph gets a new networkx view, and a new order
     with pytest.raises(nx.NetworkXUnfeasible):
         g.topo()

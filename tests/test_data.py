@@ -10,8 +10,8 @@ from jepa_graph.data.datasets import DatasetSource, TensorSource
 from jepa_graph.data.masks import multiblock_batch, tube_batch
 from jepa_graph.data.shapes import augment, render_shapes
 from jepa_graph.data.two_rooms import TwoRooms, collect
-from jepa_graph.tensors import TType
-from jepa_graph.training import Trainer
+from jepa_graph.core.tensors import TType
+from jepa_graph.training.trainer import Trainer
 
 from conftest import SPECS
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from jepa_graph import cli, demo
-from jepa_graph.metrics import rollout_error
+from jepa_graph.cli import demo, main
+from jepa_graph.training.metrics import rollout_error
 import jepa_graph as jg
 from conftest import SPECS, spec_files
 
 
 def test_demo_quick_lists_every_spec(capsys):
-    assert cli.main(["demo", "--quick"]) == 0
+    assert main(["demo", "--quick"]) == 0
     out = capsys.readouterr().out
     for path in spec_files():
         assert path.name in out

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.checkpoint import read_checkpoint
-from jepa_graph.training import Trainer
+from jepa_graph.training.checkpoint import read_checkpoint
+from jepa_graph.training.trainer import Trainer
 
 from conftest import ROOT
 
@@ -53,8 +53,8 @@ SCRIPT = textwrap.dedent("""
     import pathlib, sys, torch
     import torch.distributed as dist
     import jepa_graph as jg
-    from jepa_graph.distributed import wrap_ddp
-    from jepa_graph.training import Trainer
+    from jepa_graph.runtime.distributed import wrap_ddp
+    from jepa_graph.training.trainer import Trainer
     out, paths = pathlib.Path(sys.argv[1]), sys.argv[2:]
     torch.set_num_threads(1)
     for path in paths:  # one process group for every spec: one torchrun start

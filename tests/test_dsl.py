@@ -7,7 +7,7 @@ import pytest
 
 import jepa_graph as jg
 from jepa_graph.cli import main
-from jepa_graph.parse_dsl import parse_dsl
+from jepa_graph.frontend.parse_dsl import parse_dsl
 
 TWO_ROOMS_JEPA = """\
 # the DESIGN.md example, as written there
@@ -211,8 +211,8 @@ def test_editor_grammar_knows_every_keyword_and_kind():
     import re
 
     from conftest import ROOT
-    from jepa_graph.parse_dsl import parser
-    from jepa_graph.spec import KINDS
+    from jepa_graph.frontend.parse_dsl import parser
+    from jepa_graph.frontend.spec import KINDS
 
     tm = json.loads((ROOT / "editors/vscode/syntaxes/jepa.tmLanguage.json").read_text())
     pkg = json.loads((ROOT / "editors/vscode/package.json").read_text())

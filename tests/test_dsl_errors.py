@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 import jepa_graph as jg
 from jepa_graph.cli import main
-from jepa_graph.dsl_mistakes import CHECKED, MISTAKES
-from jepa_graph.errors import SpecError
-from jepa_graph.parse_dsl import parse_dsl, parser
+from jepa_graph.frontend.dsl_mistakes import CHECKED, MISTAKES
+from jepa_graph.core.errors import SpecError
+from jepa_graph.frontend.parse_dsl import parse_dsl, parser
 
 PREFIX = "jepa demo\ninput x : [4]  # a comment\n\n"
 # lark's terminal names (RPAR, _NL, __ANON_0, ...) must never reach the user; `jepa NAME` is prose

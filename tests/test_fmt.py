@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import jepa_graph as jg
 from conftest import ROOT
 from jepa_graph.cli import main
-from jepa_graph.fmt import format_text
+from jepa_graph.format.convert import format_text
 
 SPEC_FILES = sorted(p for d in ("specs", "blocks") for p in (ROOT / d).glob("*") if p.suffix in (".yaml", ".yml", ".jepa"))
 

@@ -14,7 +14,7 @@ import torch
 import jepa_graph as jg
 from conftest import SPECS
 from jepa_graph.data.fork import fork_batches, make_fork
-from jepa_graph.minimize import free_energy, loss_with_latents
+from jepa_graph.inference.minimize import free_energy, loss_with_latents
 
 STEPS, BATCH, LR = 200, 64, 3e-3
 

@@ -6,7 +6,7 @@ import torch
 
 import jepa_graph as jg
 from jepa_graph.cli import main
-from jepa_graph.landscape import energy_along, latent_landscape, plot, plot_latent_landscape
+from jepa_graph.inference.landscape import energy_along, latent_landscape, plot, plot_latent_landscape
 
 REAL2 = """
 name: real2
@@ -83,7 +83,7 @@ def test_cli_energy(tmp_path, capsys):
     assert main(["energy", "specs/fork.jepa", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "random initial weights" in text and out.read_bytes()[:8] == PNG
-    from jepa_graph.checkpoint import save_checkpoint
+    from jepa_graph.training.checkpoint import save_checkpoint
     model = jg.compile("specs/fork_no_latent.jepa", seed=1)
     save_checkpoint(tmp_path / "c.pt", model, step=7)
     along = tmp_path / "along.png"

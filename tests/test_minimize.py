@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.latents import NonFiniteEnergyError
-from jepa_graph.minimize import free_energy, infer_latents, latent_encoder_loss, loss_with_latents
+from jepa_graph.inference.latents import NonFiniteEnergyError
+from jepa_graph.inference.minimize import free_energy, infer_latents, latent_encoder_loss, loss_with_latents
 
 
 
@@ -387,7 +387,7 @@ def test_skip_ranks_non_finite_candidates_last_and_logs_the_block(caplog):
     model, y, _ = quad()
     with torch.no_grad():
         model.blocks.dec[0].weight.fill_(3e38)  # any z != 0 overflows; z = 0 (the start) is fine
-    with caplog.at_level(logging.WARNING, logger="jepa_graph.latents"):
+    with caplog.at_level(logging.WARNING, logger="jepa_graph.inference"):
         z, F = jg.minimize_energy(model, {"y": y}, method="sample", samples=8, on_nonfinite="skip")
     assert (z == 0).all() and torch.isfinite(F).all()
     assert "skipped" in caplog.text and "block `dec` (predictor.mlp) gives non-finite" in caplog.text

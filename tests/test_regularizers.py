@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.tensors import TType
+from jepa_graph.core.tensors import TType
 
 
 def build(name: str, params: dict, *ins: TType):

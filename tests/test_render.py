@@ -14,8 +14,8 @@ import pytest
 import jepa_graph as jg
 from conftest import ROOT, SPECS, spec_path
 from jepa_graph.cli import main as cli_main
-from jepa_graph.render import MissingDot, dot_source, notation as N, pipe, render, svg_text
-from jepa_graph.render.gallery import canonical, check_gallery, write_gallery
+from jepa_graph.diagrams import MissingDot, dot_source, notation as N, pipe, render, svg_text
+from jepa_graph.diagrams.gallery import canonical, check_gallery, write_gallery
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` not installed")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -242,7 +242,6 @@ def test_ema_and_stop_grad_edges(agent):
     assert plain["class"] == "data" and "arrowtail" not in plain and "stop-grad" not in plain["label"]
 
 
-@pytest.mark.skipif("encoder" not in jg.spec.LatentVar.model_fields, reason="no amortised latent encoders yet")
 def test_amortised_inference_edge():
     text = AGENT.replace("z: {shape: [2], regularizer: {l1: 0.1}}", "z: {shape: [2], regularizer: {l1: 0.1}, encoder: zenc}")
     text = text.replace("  E:  ", "  zenc: {kind: predictor, type: mlp, in: [enc], with: {out: 2}}\n  E:  ")
@@ -357,7 +356,7 @@ def test_shared_module_used_outside_its_composite_is_drawn_outside_it():
 
 
 def test_collapsed_composite_counts_its_blocks_and_keeps_outside_uses_apart():
-    from jepa_graph.render.programs import meta_model, param_counts
+    from jepa_graph.diagrams.programs import meta_model, param_counts
     spec = SPECS / "h_jepa.jepa"
     nodes, edges, _ = parse_dot(dot_source(spec, depth=0))
     counts = param_counts(meta_model(jg.check(spec)))
@@ -445,7 +444,7 @@ def test_shared_module_the_program_only_is_given_fades(spec, node, given, other)
 
 
 def test_program_help_names_the_programs_the_hint_lists(capsys):
-    from jepa_graph.render.programs import meta_model
+    from jepa_graph.diagrams.programs import meta_model
     with pytest.raises(SystemExit):
         cli_main(["render", "--help"])
     help_ = " ".join(capsys.readouterr().out.split())
@@ -594,8 +593,8 @@ def test_shape_error_keeps_the_shapes_and_parameter_counts_it_found(tmp_path):
 
 
 def test_broken_spec_with_composites_draws_them_expanded(tmp_path):
-    from jepa_graph.errors import Diagnostic
-    from jepa_graph.render.broken import from_spec
+    from jepa_graph.core.errors import Diagnostic
+    from jepa_graph.diagrams.broken import from_spec
     bad = tmp_path / "h.yaml"
     bad.write_text(jg.format_spec(SPECS / "h_jepa.jepa", to="yaml").replace(
         "with: {obs: s1, state: s2, act: plan}", "with: {obs: obs, state: s2, act: plan}"))
@@ -612,7 +611,7 @@ def test_broken_spec_with_composites_draws_them_expanded(tmp_path):
     # an error written on the composite block itself marks its cluster (collapsed: its box)
     spec = jg.load(bad)
     at = Diagnostic("`high` is wrong here", spec.source.at(("blocks", "high"), key=True))
-    from jepa_graph.render.layout import Options, to_dot
+    from jepa_graph.diagrams.layout import Options, to_dot
     sc = from_spec(spec, d.errors + [at], blocks)
     _, _, clusters = parse_dot(to_dot(sc, Options()).source)
     assert "error" in clusters["cluster_high"]["class"] and "is wrong here" in clusters["cluster_high"]["label"]
@@ -698,14 +697,14 @@ def test_formats_from_extension(agent, tmp_path, ext, magic):
 
 
 def test_jg_render_is_the_function_after_the_package_is_imported(agent, tmp_path):
-    import jepa_graph.render  # binds `jepa_graph.render` to the package; calling it still renders
+    import jepa_graph.diagrams  # binds `jepa_graph.render` to the package; calling it still renders
     d = jg.render(agent, tmp_path / "a.dot")
     assert d.ok and d.path.read_text() == dot_source(agent)
 
 
 @needs_dot
 def test_dot_failure_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    from jepa_graph.render import DotError, pipe
+    from jepa_graph.diagrams import DotError, pipe
     with pytest.raises(DotError, match="`dot` failed to lay out"):
         pipe("digraph { a -> }", "svg")
     spec = tmp_path / "agent.yaml"
@@ -923,7 +922,7 @@ def test_500_blocks_collapse_to_a_readable_diagram(tmp_path):
 # ---------------------------------------------------------------------------------- gallery
 def test_gallery_is_up_to_date():
     stale = check_gallery(SPECS, ROOT / "docs" / "gallery")
-    assert not stale, f"stale gallery pictures {stale}: run `python -m jepa_graph.render.gallery`"
+    assert not stale, f"stale gallery pictures {stale}: run `python -m jepa_graph.diagrams.gallery`"
 
 
 def test_staleness_ignores_dot_serializer_quirks(agent):

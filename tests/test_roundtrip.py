@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from jepa_graph import spec as S
-from jepa_graph.fmt import format_spec, format_text, same
-from jepa_graph.validate import build_spec, parse_file
+from jepa_graph.frontend import spec as S
+from jepa_graph.format.convert import format_spec, format_text, same
+from jepa_graph.frontend.load import build_spec, parse_file
 
 SPEC_FILES = sorted(p for d in ("specs", "blocks") for p in (ROOT / d).glob("*") if p.suffix in (".yaml", ".jepa"))
 

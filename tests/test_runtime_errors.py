@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 
 import jepa_graph as jg
-from jepa_graph import registry
-from jepa_graph.tensors import TType
+from jepa_graph.core import registry
+from jepa_graph.core.tensors import TType
 from conftest import SPECS
 
 SPEC = """\

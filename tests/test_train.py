@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.checkpoint import read_checkpoint
+from jepa_graph.training.checkpoint import read_checkpoint
 from jepa_graph.cli import main
-from jepa_graph.metrics import collapse_reason, collapse_stats, is_collapsed
-from jepa_graph.model import ema_momentum
-from jepa_graph.optim import lr_factor
-from jepa_graph.training import NonFiniteLoss, Trainer, resolve_config
+from jepa_graph.training.metrics import collapse_reason, collapse_stats, is_collapsed
+from jepa_graph.compiler.model import ema_momentum
+from jepa_graph.training.optim import lr_factor
+from jepa_graph.training.trainer import NonFiniteLoss, Trainer, resolve_config
 
 from conftest import SPECS, spec_files, spec_path
 
@@ -112,14 +112,14 @@ def test_gradient_clipping_bounds_the_norm():
 def test_overrides_are_validated(monkeypatch):
     with pytest.raises(jg.SpecError, match="train.optimizer.lr"):
         resolve_config(tiny(), lr=-1.0)
-    from jepa_graph import distributed
+    from jepa_graph.runtime import distributed
     monkeypatch.setattr(distributed, "setup", lambda: (0, 3, 0))  # as if under torchrun with 3 ranks
     with pytest.raises(jg.SpecError, match="batch_size=7 does not split over 3 processes"):
         Trainer(tiny(), batch_size=7, progress=False)
 
 
 def test_latents_are_inferred_for_each_batch(monkeypatch):
-    from jepa_graph.latents import EnergyFn  # what every search scores its candidates with
+    from jepa_graph.inference.latents import EnergyFn  # what every search scores its candidates with
     model = jg.compile(SPECS / "fork.jepa", seed=0)
     seen = []
     real = EnergyFn.__call__
@@ -290,7 +290,7 @@ def test_final_lr_above_lr_is_refused_unless_the_schedule_is_constant():
 
 
 def test_metrics_reader_skips_a_torn_last_line_only(tmp_path, capsys):
-    from jepa_graph.metrics import read_metrics
+    from jepa_graph.training.metrics import read_metrics
     r = jg.train(tiny(), steps=2, batch_size=8, log_every=1, out=tmp_path, progress=False, tensorboard=False)
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 3, "loss": 0.')  # the run killed mid-write (or still writing)

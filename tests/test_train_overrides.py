@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.checkpoint import read_checkpoint
+from jepa_graph.training.checkpoint import read_checkpoint
 from jepa_graph.cli import main
-from jepa_graph.train_cli import load_with_overrides
-from jepa_graph.training import Trainer, resolve_config
+from jepa_graph.cli.train import load_with_overrides
+from jepa_graph.training.trainer import Trainer, resolve_config
 
 from conftest import SPECS
 
@@ -131,7 +131,7 @@ def test_an_unusable_device_is_located_at_the_spec_line(tmp_path, capsys, no_gpu
 
 
 def test_a_present_gpu_is_accepted(monkeypatch):
-    from jepa_graph.training import check_device
+    from jepa_graph.training.trainer import check_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     check_device("cuda")
@@ -163,7 +163,7 @@ def test_first_batch_check_covers_dtypes_and_python_data():
 
 
 def test_first_batch_is_checked_once(monkeypatch):
-    import jepa_graph.training as training
+    import jepa_graph.training.trainer as training
     model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
     tr = Trainer(model, {"x": torch.randn(16, 4), "y": torch.randn(16, 4)}, steps=3, batch_size=8, progress=False)
     calls = []
@@ -240,7 +240,7 @@ def test_bad_train_values_are_located_errors(tmp_path, capsys, spec, overrides, 
 
 
 def test_batch_stat_regularizers_need_two_samples_in_the_global_batch(monkeypatch):
-    from jepa_graph import distributed
+    from jepa_graph.runtime import distributed
     model = jg.compile(SPECS / "vicreg.jepa", seed=0)
     with pytest.raises(jg.SpecError, match=r"batch_size=1, but regulariser `vicreg` \(vicreg\)") as e:
         Trainer(model, batch_size=1, steps=1, progress=False)

@@ -39,8 +39,8 @@ from typing import Annotated, Any, ClassVar, get_args
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
-from ..errors import Location, SpecError, did_you_mean
-from ..train_config import _number
+from ..core.errors import Location, SpecError, did_you_mean
+from ..frontend.train_config import _number
 
 log = logging.getLogger(__name__)
 

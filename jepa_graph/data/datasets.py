@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
-from ..errors import SpecError
+from ..core.errors import SpecError
 from . import step_seed
 
 

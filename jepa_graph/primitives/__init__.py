@@ -1,3 +1,8 @@
 """Primitive block types, registered on import. One family per file."""
-from . import mlp, energies, costs  # noqa: F401
-from . import vision, transformer, regularizers, ops  # noqa: F401
+from . import mlp
+from . import energies
+from . import costs
+from . import vision
+from . import transformer
+from . import regularizers
+from . import ops

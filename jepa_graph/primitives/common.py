@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from ..tensors import ShapeMismatch, TType, expect_float
+from ..core.tensors import ShapeMismatch, TType, expect_float
 
 Activation = Literal["relu", "gelu", "silu", "tanh", "elu", "leaky_relu"]
 _ACT = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU,

@@ -9,8 +9,8 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from ..registry import BlockType, Params, register_block
-from ..tensors import SCALAR, ShapeMismatch, vec
+from ..core.registry import BlockType, Params, register_block
+from ..core.tensors import SCALAR, ShapeMismatch, vec
 from .common import flat_in
 from .energies import Distance
 

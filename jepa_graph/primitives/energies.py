@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import BlockType, Params, register_block
-from ..tensors import SCALAR, ShapeMismatch, expect_float, vec
+from ..core.registry import BlockType, Params, register_block
+from ..core.tensors import SCALAR, ShapeMismatch, expect_float, vec
 
 
 class Distance(nn.Module):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import SCALAR, ShapeMismatch, expect_float, vec
+from ..core.registry import BlockType, DimInt, Params, register_block
+from ..core.tensors import SCALAR, ShapeMismatch, expect_float, vec
 from .common import MLP, Activation, Scale, activation, flat_in, mlp_layers
 
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import ShapeMismatch, TType, expect_float, vec
+from ..core.registry import BlockType, DimInt, Params, register_block
+from ..core.tensors import ShapeMismatch, TType, expect_float, vec
 from .transformer import check_indices, check_tokens, gather_tokens
 
 

@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import distributed
-from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import BATCH_SCALAR, ShapeMismatch, TType, vec
+from ..runtime import distributed
+from ..core.registry import BlockType, DimInt, Params, register_block
+from ..core.tensors import BATCH_SCALAR, ShapeMismatch, TType, vec
 
 
 # ------------------------------------------------------------------------------ the terms

@@ -14,8 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import ShapeMismatch, TType
+from ..core.registry import BlockType, DimInt, Params, register_block
+from ..core.tensors import ShapeMismatch, TType
 
 
 # --------------------------------------------------------------------------- positional tables

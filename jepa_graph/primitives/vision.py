@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 from pydantic import Field
 
-from ..registry import BlockType, DimInt, Params, register_block
-from ..tensors import ShapeMismatch, TType, vec
+from ..core.registry import BlockType, DimInt, Params, register_block
+from ..core.tensors import ShapeMismatch, TType, vec
 from .common import Activation, activation
 from .transformer import (TransformerBlock, check_heads, check_indices, gather_tokens, init_weights,
                           sincos_requirement, sincos_split, sincos_table)

@@ -1,0 +1,234 @@
+"""Inference by energy minimisation: F(x, y) = min_z E(x, y, z), for every sample of a batch at once.
+
+``E`` is the compiled ``energy`` program plus the latents' capacity regularisers R(z) (the ones
+the objective lists are already in it; declared ones it does not list are added here, so R
+always shapes inference). Methods (see :mod:`jepa_graph.search`):
+
+============ =================================================================================
+gradient     Adam (default) or per-sample L-BFGS for ``steps`` steps from the latent encoder's
+             guess, a given ``init``, or the prior's mode; projected onto box domains; ``restarts``
+enumerate    every value of the discrete latents in one batched pass (continuous latents beside
+             them are minimised by gradient for each value)
+cem          cross-entropy method with ``samples`` candidates and ``elites`` per step
+sample       ``samples`` random candidates from the prior, the best kept
+============ =================================================================================
+
+Under ``gradient`` discrete latents are enumerated too (a gradient does not move a one-hot).
+The result z* is detached; F is recomputed at z* with gradients to the weights (and inputs),
+so ``F.mean().backward()`` trains the model: by the envelope theorem dF/dw = dE/dw at z*.
+
+Example::
+
+    z, F = jg.minimize_energy(model, {"x": x, "y": y}, over="z", method="enumerate")
+    z.shape, F.shape                        # (B, 2) one-hot, (B,)
+    batch = infer_latents(model, {"x": x, "y": y})   # the batch with z* filled in, for training
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..search import optimizers as search
+from ..core.errors import SpecError
+from .latents import EnergyFn, LatentSpace, NonFiniteEnergyError, encoder_guess, latent_spaces, resolve
+from .modes import Modes, predict_modes
+
+log = logging.getLogger(__name__)
+METHODS = ("gradient", "enumerate", "cem", "sample")
+
+__all__ = ["METHODS", "Modes", "minimize_energy", "predict_modes", "free_energy", "infer_latents", "latent_encoder_loss",
+           "loss_with_latents"]
+
+
+def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str] | None = None,
+                    method: str | None = None, *, steps: int | None = None, lr: float | None = None,
+                    optimizer: str = "adam", restarts: int = 1, samples: int = 64, elites: int = 8,
+                    init: torch.Tensor | dict[str, torch.Tensor] | None = None, use_encoder: bool = True,
+                    max_batch: int | None = None, on_nonfinite: str = "raise",
+                    generator: torch.Generator | None = None):
+    """z* = argmin_z E(x, y, z) and F = E(x, y, z*) for every sample of ``batch``.
+
+    Args:
+        model: a compiled model (:func:`jepa_graph.compile`).
+        batch: observed inputs, (B, ...) each, on the model's device; other latents given here
+            are held fixed. Keys the energy does not take are ignored.
+        over: a latent name, a list of them, or None for every latent not in ``batch``.
+        method: "gradient" | "enumerate" | "cem" | "sample"; None takes the latents' declared
+            ``inference.method`` (enumerate when all of them are discrete).
+        steps, lr: descent steps / CEM rounds and step size; default from the latent's spec.
+        optimizer: "adam" or "lbfgs" (lr defaults to 1.0 for L-BFGS: its first trial step).
+            Both move every sample (and restart) on its own: a result does not depend on the rest
+            of the batch. L-BFGS keeps a curvature history and a backtracking line search per
+            sample; ``steps`` counts its outer iterations, each evaluating the energy and its
+            gradient once per trial step (once when every sample takes its first; a trial whose
+            energy is not finite only shortens the step, so a too-large ``lr`` costs trials, not
+            the result), and it stops early once every sample has converged. L-BFGS wants a smooth
+            energy: at the kinks of an L1 R(z) or a ReLU it stalls, spending a dozen trials a step
+            until the step no longer moves z, where Adam does not.
+        restarts: starting points per sample for gradient descent (the first is ``init``).
+        samples, elites: candidates per sample (cem, sample) and how many refit CEM.
+        init: start point (B, *shape), or a dict by latent name; else the latent's encoder, else 0.
+        max_batch: split candidate evaluations larger than this into chunks (no-grad searches).
+        on_nonfinite: "raise" (default) a :class:`NonFiniteEnergyError` naming the block, or
+            "skip": log it and rank those candidates last.
+
+    Returns:
+        ``(z_star, F)``: z* (B, *shape) detached (one-hot (B, K) for a discrete latent), or a
+        dict name -> tensor when ``over`` is a list; F (B,).
+    """
+    spaces, given = resolve(model, batch, over)
+    B = _batch_size(given, batch, spaces, init)
+    device = _device(model, given)
+    method = method or _default_method(spaces)
+    if method not in METHODS:
+        raise SpecError(f"unknown minimisation method `{method}`", hint="use one of: " + ", ".join(METHODS))
+    if method == "enumerate" and not any(s.discrete for s in spaces):  # would silently be `gradient`
+        raise SpecError(f"`enumerate` needs a discrete latent; {', '.join(f'`{s.name}`' for s in spaces)} "
+                        f"{'is' if len(spaces) == 1 else 'are'} {'/'.join(sorted({s.kind for s in spaces}))}",
+                        hint="use method=\"gradient\", \"cem\" or \"sample\"")
+    if samples < 1 or restarts < 1:
+        raise ValueError(f"minimize_energy needs samples >= 1 and restarts >= 1, got {samples} and {restarts}")
+    cont = next((s for s in spaces if not s.discrete), spaces[0])
+    steps = steps if steps is not None else cont.inference.steps
+    lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else cont.inference.lr)
+    what = f"`{method}` minimisation over {', '.join(f'`{s.name}`' for s in spaces)}"
+    fn = EnergyFn(model, {k: v.detach() for k, v in given.items()}, spaces, what, max_batch, on_nonfinite, hoist=True)
+    if fn.B is None:
+        fn.B = B
+    starts, probs = _starts(model, spaces, batch, init, B, device, use_encoder)
+    kw = dict(generator=generator, device=device)
+    if method in ("gradient", "enumerate"):
+        best = search.descend(fn, spaces, starts, B, steps=steps, lr=lr, optimizer=optimizer, restarts=restarts, **kw)
+    elif method == "cem":
+        best = search.cem(fn, spaces, starts, B, steps=steps, samples=samples, elites=elites, probs=probs, **kw)
+    else:
+        best = search.sample(fn, spaces, starts, B, samples=samples, **kw)
+    if not torch.isfinite(best.e).all():
+        raise NonFiniteEnergyError(f"{what}: every candidate of {int((~torch.isfinite(best.e)).sum())} "
+                                   "sample(s) had a non-finite energy (the logged warnings name the block)")
+    z_star = {s.name: best.z[s.arg] for s in spaces}
+    energy = best.e
+    if torch.is_grad_enabled() and (any(p.requires_grad for p in model.parameters())
+                                    or any(v.requires_grad for v in given.values())):
+        energy = EnergyFn(model, given, spaces, what)({s.arg: z_star[s.name] for s in spaces})
+    single = isinstance(over, str) or (over is None and len(spaces) == 1)
+    return (z_star[spaces[0].name] if single else z_star), energy
+
+
+def free_energy(model, batch: dict[str, torch.Tensor], over: str | list[str] | None = None,
+                beta: float = 1.0) -> torch.Tensor:
+    """F_beta(x, y) = -1/beta log mean_z exp(-beta E(x, y, z)) over every value of the discrete
+    latents, per sample (B,), differentiable in the weights.
+
+    Between the mean energy (beta -> 0) and F = min_z E (beta -> inf). Unlike the minimum, every
+    value of z gets gradient in proportion to its softmin weight, so no value is left unused at
+    the start of training (the dead-cluster problem of hard assignment); anneal beta upwards."""
+    spaces, given = resolve(model, batch, over)
+    if any(not s.discrete for s in spaces):
+        raise SpecError("free_energy sums over the values of discrete latents only",
+                        hint="use minimize_energy for real and box latents")
+    M, fixed = search.combinations(spaces, _device(model, given))
+    fn = EnergyFn(model, given, spaces, f"the free energy over {', '.join(f'`{s.name}`' for s in spaces)}")
+    B = _batch_size(given, batch, spaces, None)
+    e = fn({k: v.repeat_interleave(B, 0) for k, v in fixed.items()}).view(M, B)
+    return -(torch.logsumexp(-beta * e, dim=0) - math.log(M)) / beta
+
+
+def infer_latents(model, batch: dict[str, torch.Tensor], over: str | list[str] | None = None,
+                  method: str | None = None, **kw) -> dict[str, torch.Tensor]:
+    """``batch`` with z* filled in (detached) for every latent minimised over: the inner step of
+    training a latent-variable JEPA (then ``model.loss(**batch)`` trains the weights at z*)."""
+    if over is None and not any(s.arg in model.input_names("energy") and s.name not in batch
+                                for s in latent_spaces(model).values()):
+        return dict(batch)  # nothing to infer: no latent, or all of them given
+    with torch.no_grad():
+        z, _ = minimize_energy(model, batch, over, method, **kw)
+    if isinstance(z, torch.Tensor):
+        z = {resolve(model, batch, over)[0][0].name: z}
+    return {**batch, **z}
+
+
+def latent_encoder_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Amortised inference: teach each latent's ``encoder`` to predict z* (in ``batch``) from (x, y).
+
+    Squared error for real and box latents, cross-entropy against the chosen value for discrete
+    ones; 0 when no latent declares an encoder. A scalar."""
+    loss = torch.zeros((), device=_device(model, batch))
+    for s in latent_spaces(model).values():
+        if s.encoder is None or s.name not in batch:
+            continue
+        guess, target = encoder_guess(model, s, batch), batch[s.name].detach()
+        if s.discrete:
+            loss = loss + F.cross_entropy(guess, target.argmax(-1))
+        else:
+            loss = loss + (guess - target).pow(2).flatten(1).sum(1).mean()
+    return loss
+
+
+def loss_with_latents(model, batch: dict[str, torch.Tensor], **kw) -> torch.Tensor:
+    """One training loss for a latent-variable JEPA: z* by :func:`infer_latents`, then the spec's
+    objective at z* plus the latent encoders' loss. ``kw`` go to :func:`minimize_energy`."""
+    full = infer_latents(model, batch, **kw)
+    names = model.input_names("loss")
+    missing = [n for n in names if n not in full]
+    if missing:
+        raise SpecError(f"the loss of `{model.spec.name}` needs {', '.join(f'`{m}`' for m in missing)} in the batch",
+                        hint=f"it takes ({', '.join(names)})")
+    return model.loss(**{n: full[n] for n in names}) + latent_encoder_loss(model, full)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _default_method(spaces: list[LatentSpace]) -> str:
+    cont = [s for s in spaces if not s.discrete]
+    return cont[0].inference.method if cont else "enumerate"
+
+
+def _device(model, tensors: dict[str, torch.Tensor]) -> torch.device:
+    for v in tensors.values():
+        if isinstance(v, torch.Tensor):
+            return v.device
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _batch_size(given, batch, spaces, init) -> int:
+    for v in list(given.values()) + ([init] if isinstance(init, torch.Tensor) else list((init or {}).values())):
+        return v.shape[0]
+    raise SpecError("minimize_energy needs at least one batched input or an `init` to know the batch size",
+                    hint="pass the observations in `batch`")
+
+
+def _starts(model, spaces: list[LatentSpace], batch, init, B: int, device, use_encoder: bool):
+    """Start points (B, *shape) per latent placeholder, and CEM's first categorical probabilities."""
+    if isinstance(init, torch.Tensor):
+        if len(spaces) != 1:
+            raise SpecError(f"`init` must be a dict by latent name when minimising over several latents "
+                            f"({', '.join(f'`{s.name}`' for s in spaces)})",
+                            hint="e.g. init={" + ", ".join(f'"{s.name}": ...' for s in spaces) + "}")
+        init = {spaces[0].name: init}
+    init = init or {}
+    starts, probs = {}, {}
+    for s in spaces:
+        z0 = init.get(s.name)
+        if z0 is None and use_encoder and s.encoder is not None:
+            with torch.no_grad():
+                guess = encoder_guess(model, s, batch)
+            if s.discrete:
+                probs[s.arg] = guess.softmax(-1)
+                z0 = s.one_hot(guess.argmax(-1))
+            else:
+                z0 = guess
+        if z0 is None:
+            z0 = s.one_hot(torch.zeros(B, dtype=torch.long, device=device)) if s.discrete else s.default(B, device)
+        if not isinstance(z0, torch.Tensor):
+            raise SpecError(f"start point of latent `{s.name}` should be a torch tensor, got {type(z0).__name__}",
+                            s.loc, f"convert it: `torch.as_tensor(init, dtype=torch.float32)`, shape {[B, *s.shape]}")
+        if tuple(z0.shape) != (B, *s.shape):
+            raise SpecError(f"start point of latent `{s.name}` has shape {list(z0.shape)}, expected {[B, *s.shape]}",
+                            s.loc, "one row per sample of the batch, each of the latent's declared shape" +
+                            (" (a one-hot over its values)" if s.discrete else ""))
+        starts[s.arg] = s.project(z0.detach().to(device).float())
+    return starts, probs

@@ -1,0 +1,179 @@
+"""Training metrics: a JSONL log (one object per line), optional TensorBoard, collapse monitors.
+
+Collapse monitors watch a representation ``s`` (B, D) or tokens (B, N, D):
+
+* ``std``: the per-dimension standard deviation over the batch, averaged (and its minimum).
+  VICReg's variance term keeps it near 1; a collapsed encoder drives it to 0.
+* ``erank``: the effective rank exp(H(p)), p = normalised singular values of the centred
+  batch (Roy & Vetterli 2007; RankMe). 1 when every sample maps to one line, D at best.
+* ``dead``: the fraction of dimensions whose std is under ``DEAD_STD`` of the liveliest one's.
+
+:func:`collapse_reason` flags (the trainer logs a warning once per run):
+
+* complete collapse: mean std < ``STD_FLOOR``, or effective rank < ``ERANK_FLOOR`` (D > 1);
+* dimensional (partial) collapse: effective rank < ``ERANK_FRACTION`` of the attainable rank
+  r = min(D, rows - 1) once r >= ``ERANK_MIN_RANK``, or more than ``DEAD_FRACTION`` of the
+  dimensions dead.
+
+The relative floor is loose on purpose: a healthy representation of low-dimensional data is
+low-rank. On the shipped specs healthy runs keep 10-40% of the attainable rank (two_rooms' 32-d
+state of a 2-D world: 3.4-5.6; I-JEPA, V-JEPA, VICReg at 64-d: 16-37), while the partly
+collapsed I-JEPA of benchmarks/RESULTS.md (lr 2e-3) fell to 5.4 of 64. The floor applies from
+r = 64 only, so small states of small worlds never trip it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+STD_FLOOR = 1e-3  # below this, every sample has nearly the same representation
+ERANK_FLOOR = 1.5  # below this, representations lie on about one line
+ERANK_FRACTION = 0.1  # effective rank under 10% of the attainable rank: dimensional collapse
+ERANK_MIN_RANK = 64  # ...judged only when the attainable rank is at least this (see above)
+DEAD_STD = 0.01  # a dimension whose std is under 1% of the largest one's carries ~nothing
+DEAD_FRACTION = 0.5  # more than half the dimensions dead: partial collapse
+
+
+@torch.no_grad()
+def collapse_stats(s: torch.Tensor) -> dict[str, float]:
+    """std (mean, min over dims), effective rank and dead-dimension fraction of representations
+    ``s``: (B, D) or tokens (B, ..., D), whose rows M = B * ... are the samples."""
+    s = s.detach().float()
+    s = s.reshape(-1, s.shape[-1]) if s.dim() > 2 else s.reshape(s.shape[0], -1)  # (M, D)
+    if s.shape[0] < 2:
+        return {}
+    std = s.std(dim=0)  # (D,)
+    sv = torch.linalg.svdvals(s - s.mean(dim=0, keepdim=True))  # (min(M, D),)
+    p = sv / sv.sum().clamp_min(1e-12)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum()
+    dead = (std < DEAD_STD * std.max()).float().mean()  # all-zero std: no dim is "deader" than another
+    return {"std": std.mean().item(), "std_min": std.min().item(), "erank": entropy.exp().item(),
+            "dead": dead.item(), "dim": float(s.shape[1]), "rows": float(s.shape[0])}
+
+
+def collapse_reason(stats: dict[str, float]) -> str | None:
+    """Why the monitor says the representation collapsed (fully or partly), or None."""
+    if not stats:
+        return None
+    dim = stats["dim"]
+    cap = min(dim, stats.get("rows", dim + 1) - 1)  # a centred batch of M rows has rank <= M - 1
+    if stats["std"] < STD_FLOOR:
+        return f"mean std {stats['std']:.2g} < {STD_FLOOR:g}"
+    if dim > 1 and stats["erank"] < ERANK_FLOOR:
+        return f"effective rank {stats['erank']:.2f} < {ERANK_FLOOR:g}"
+    if cap >= ERANK_MIN_RANK and stats["erank"] < ERANK_FRACTION * cap:
+        return f"effective rank {stats['erank']:.1f} is under {ERANK_FRACTION:.0%} of the attainable {cap:.0f}"
+    if dim > 1 and stats.get("dead", 0.0) > DEAD_FRACTION:
+        return f"{stats['dead']:.0%} of the {dim:.0f} dimensions are dead (std < {DEAD_STD:g} x the largest)"
+    return None
+
+
+def is_collapsed(stats: dict[str, float]) -> bool:
+    """True when the monitor says the representation carries (almost) no information, or
+    spans a small part of its dimensions (see :func:`collapse_reason`)."""
+    return collapse_reason(stats) is not None
+
+
+class MetricsWriter:
+    """Appends one JSON object per call to ``<run>/metrics.jsonl`` (and TensorBoard if installed).
+
+    ``truncate_after(step)`` drops lines past a step, so a resumed run's log reads as if the
+    run had never stopped.
+    """
+
+    def __init__(self, folder: str | Path, tensorboard: bool = True):
+        self.path = Path(folder) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                self._tb = SummaryWriter(str(self.path.parent / "tb"))
+            except ImportError:
+                log.debug("tensorboard not installed; metrics go to %s only", self.path)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        keep = []
+        for ln in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:  # a line torn by the kill we are resuming from
+                continue
+            if rec.get("step", 0) <= step:
+                keep.append(ln)
+        self.path.write_text("".join(ln + "\n" for ln in keep))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=False) + "\n")
+        if self._tb is not None:
+            step = int(record.get("step", 0))
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k.replace(".", "/"), v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a run: ``path`` is the run folder or its metrics.jsonl.
+
+    A last line that is not JSON was torn by a kill mid-write (the run may still be going) and is
+    skipped; a bad line before it is a located SpecError."""
+    from ..core.errors import Location, SpecError, register_source
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    text = p.read_text()
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    out = []
+    for k, (i, ln) in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError as e:
+            if k == len(lines) - 1:
+                log.warning("%s:%d: skipping a torn last line", p, i)
+                break
+            register_source(str(p), text)
+            raise SpecError(f"line {i} of the metrics log is not JSON ({e.msg})", Location(str(p), i, e.colno),
+                            "metrics.jsonl holds one JSON object per line, as `jepa-graph train` writes it") from None
+        out.append(rec)
+    return out
+
+
+@torch.no_grad()
+def rollout_error(model, x_seq: torch.Tensor, a_seq: torch.Tensor, target: str,
+                  latent_zero: bool = True) -> dict[str, list[float]]:
+    """Normalised latent error of H-step world-model predictions, and of copying the last state.
+
+    Args:
+        x_seq: observations (N, H+1, ...); a_seq: actions (N, H, ...).
+        target: the block whose representation of x_t the predictor is trained to match
+            (the EMA target encoder, or the encoder itself).
+    Returns ``{"model": [e_1..e_H], "copy_last": [...]}``: mean squared error over the
+    representation's total variance; copy-last predicts target(x_0) for every t.
+    """
+    wm = model.graph.world_model
+    horizon = a_seq.shape[1]
+    tgt = model.blocks[model.graph.nodes[target].module]
+    true = torch.stack([tgt(x_seq[:, t]) for t in range(horizon + 1)], 1)  # (N, H+1, D)
+    var = ((true - true.mean((0, 1))) ** 2).sum(-1).mean()
+    extra = {}
+    if wm.get("latent") and latent_zero:  # the latent's prior mode: "nothing unexpected happens"
+        extra[wm["latent"]] = torch.zeros(x_seq.shape[0], *model.graph.nodes[wm["latent"]].ttype.shape)
+    s = model.encode(**{model.input_names("encode")[0]: x_seq[:, 0]})["state"]
+    out = {"model": [], "copy_last": []}
+    for t in range(horizon):
+        s = model.step(state=s, **{wm["action"]: a_seq[:, t]}, **extra)["state"]
+        out["model"].append((((s - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
+        out["copy_last"].append((((true[:, 0] - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
+    return out

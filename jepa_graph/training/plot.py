@@ -1,0 +1,63 @@
+"""``jepa-graph plot RUN``: a run's loss terms and collapse monitors over steps, as one PNG.
+
+Panels: the loss and each objective term (log scale unless a term goes negative), the learning
+rate, the EMA momenta, and per monitored representation the mean per-dimension std and the
+effective rank (the collapse monitors).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.errors import SpecError
+from .metrics import read_metrics
+
+_SKIP = ("step", "steps_per_s", "lr")
+
+
+def plot_run(run: str | Path, output: str | Path | None = None) -> Path:
+    """Draw ``run``'s metrics.jsonl to ``output`` (default ``<run>/metrics.png``)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")  # files only; no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SpecError("plotting needs matplotlib", hint="pip install 'jepa-graph[plot]'") from None
+    run = Path(run)
+    metrics = run / "metrics.jsonl" if run.is_dir() else run
+    if not metrics.is_file():
+        raise SpecError(f"no metrics at {metrics}", hint="give a run folder written by `jepa-graph train`")
+    rows = read_metrics(metrics)
+    if not rows:
+        raise SpecError(f"{metrics} holds no records yet",
+                        hint="`jepa-graph train` writes one every `train.log_every` steps: wait for the "
+                             "first, or check that the run got that far")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    losses = [k for k in keys if k not in _SKIP and not k.startswith(("ema.", "collapse."))]
+    lrs = [k for k in keys if k == "lr"]
+    ema = [k for k in keys if k.startswith("ema.")]
+    stds = [k for k in keys if k.startswith("collapse.") and k.endswith(".std")]
+    ranks = [k for k in keys if k.startswith("collapse.") and k.endswith(".erank")]
+    panels = [("loss terms", losses), ("learning rate", lrs), ("EMA momentum", ema),
+              ("std per dim (mean): near 0 = collapse", stds), ("effective rank: near 1 = collapse", ranks)]
+    panels = [p for p in panels if p[1]]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, ks) in zip(axes[:, 0], panels):
+        lo = hi = 0.0
+        for k in ks:
+            pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+            if pts:
+                xs, ys = zip(*pts)
+                lo, hi = min(lo, min(ys)), max(hi, max(ys))
+                ax.plot(xs, ys, label=k, lw=1.2)
+        if title == "loss terms" and lo >= 0 and hi > 0:
+            ax.set_yscale("log", nonpositive="mask")  # terms of very different sizes; exact zeros drop out
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle(f"{metrics.parent.name}", fontsize=11)
+    fig.tight_layout()
+    out = Path(output) if output else metrics.parent / "metrics.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
