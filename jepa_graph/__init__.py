@@ -9,7 +9,8 @@ lower -> run (train / minimise / plan) -> render.
     out = model(**model.example_inputs(8))
 """
 from .core.errors import BlockRuntimeError, Diagnostic, Location, SpecError
-from .compiler.model import CompiledModel, check, compile, ema_momentum
+from .compiler.model import CompiledModel, compile, ema_momentum
+from .compiler.pipeline import check
 from .core.registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
 from .frontend.spec import Spec
 from .core.tensors import SCALAR, ShapeMismatch, TType, vec

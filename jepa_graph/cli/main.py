@@ -34,7 +34,7 @@ def _err(text: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    from ..compiler.model import check
+    from ..compiler.pipeline import check
     bad = 0
     for path in args.specs:
         try:

@@ -23,10 +23,10 @@ import torch.nn as nn
 
 from ..core.errors import BlockRuntimeError, SpecError
 from ..core.gc_pause import paused_gc
-from .graph import Graph, build_graph
+from .graph import Graph
 from .lower import Lowering, energy_terms
 from ..runtime.locate import failing_block
-from .shapes import infer_shapes
+from .pipeline import check
 from ..frontend.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -363,16 +363,3 @@ def compile(spec: Spec | str | Path, search_path: list[str] | None = None, devic
         torch.manual_seed(seed)
     model = CompiledModel(graph)
     return model.to(device) if device is not None else model
-
-
-@paused_gc()
-def check(spec: Spec | str | Path, search_path: list[str] | None = None) -> Graph:
-    """Every compile-time check (references, wiring, cycles, shapes) without building weights."""
-    if not isinstance(spec, Spec):
-        from ..frontend.load import load
-        spec = load(spec)
-    graph = build_graph(spec, search_path)
-    infer_shapes(graph)
-    for w in graph.warnings:
-        log.warning("%s", w.format())
-    return graph
