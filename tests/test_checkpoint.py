@@ -205,3 +205,129 @@ def test_resume_refuses_another_optimizer_and_a_finished_count(tmp_path):
         Trainer(_tiny(), out=tmp_path, resume=True, progress=False, steps=2)
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 4
     assert Trainer(_tiny(), out=tmp_path, resume=True, progress=False, steps=4).fit().step == 4  # done already
+
+
+# ------------------------------------------------------------------ integrity and structure
+from jepa_graph.core.atomic import atomic_write  # noqa: E402
+from jepa_graph.core.errors import SpecError  # noqa: E402
+from jepa_graph.training.checkpoint import content_hash  # noqa: E402
+from jepa_graph.training.metrics import MetricsWriter  # noqa: E402
+
+
+def _saved(tmp_path):
+    tr = Trainer(_tiny(), progress=False, steps=3)
+    tr.fit()
+    return tr, save_checkpoint(tmp_path / "c.pt", tr.model, tr.optimizer, tr.scheduler, step=3)
+
+
+def test_damaged_checkpoint_is_refused(tmp_path):
+    _, path = _saved(tmp_path)
+    raw = bytearray(path.read_bytes())
+    data = torch.load(path, weights_only=True)
+    w = data["model"]["blocks.enc.net.0.weight"] if "blocks.enc.net.0.weight" in data["model"] else \
+        max(data["model"].values(), key=lambda t: t.numel())
+    at = bytes(raw).find(w.numpy().tobytes()[:64])  # the tensor's bytes, stored as they are in the zip
+    assert at > 0
+    raw[at:at + 16] = bytes(b ^ 0xFF for b in raw[at:at + 16])
+    path.write_bytes(bytes(raw))
+    torch.load(path, weights_only=True)  # still a loadable file: only the hash can tell
+    with pytest.raises(SpecError, match="damaged"):
+        read_checkpoint(path)
+
+
+def test_damaged_middle_of_file_never_loads(tmp_path):
+    _, path = _saved(tmp_path)
+    raw = bytearray(path.read_bytes())
+    mid = len(raw) // 2
+    raw[mid - 2048:mid + 2048] = bytes(b ^ 0x5A for b in raw[mid - 2048:mid + 2048])
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SpecError, match="damaged|not a readable"):
+        read_checkpoint(path)
+
+
+def _crafted(tmp_path, edit):
+    """A checkpoint edited by hand, with a fresh hash so only the structure check can catch it."""
+    tr, path = _saved(tmp_path)
+    data = torch.load(path, weights_only=True)
+    data.pop("sha256")
+    edit(data)
+    data["sha256"] = content_hash(data)
+    torch.save(data, path)
+    return tr, path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: [d.pop(k) for k in list(d) if k not in ("format", "sha256")], r"`step`: Field required"),
+    (lambda d: d.update(step="abc"), r"`step`: Input should be a valid integer"),
+    (lambda d: d.update(step=-5), r"`step`: Input should be greater than or equal to 0"),
+    (lambda d: d["rng"].update(torch=torch.zeros(7, dtype=torch.uint8)), r"`rng.torch`: .*uint8 tensor of \d+ bytes"),
+    (lambda d: d["rng"].update(python=[3, "x", None]), r"`rng.python`: .*625"),
+    (lambda d: d["extra"].update(config={"optimizer": "adamw"}), r"`extra.config.optimizer`: Input should be a valid dict"),
+    (lambda d: d.update(model={"w": "not a tensor"}), r"`model.w`"),
+])
+def test_malformed_checkpoint_is_a_located_error(tmp_path, edit, message):
+    _, path = _crafted(tmp_path, edit)
+    with pytest.raises(SpecError, match="malformed checkpoint: " + message):
+        read_checkpoint(path)
+
+
+def test_foreign_optimizer_state_is_refused_before_loading(tmp_path):
+    def shrink(d):
+        st = next(iter(d["optimizer"]["state"].values()))
+        st["exp_avg"] = torch.zeros(3)
+    tr, path = _crafted(tmp_path, shrink)
+    with pytest.raises(SpecError, match=r"optimiser state `exp_avg` of parameter .* has shape \[3\]"):
+        load_checkpoint(path, tr.model, tr.optimizer, tr.scheduler)
+
+
+def test_resume_of_a_damaged_checkpoint_fails_clearly(tmp_path):
+    out = tmp_path / "run"
+    Trainer(_tiny(), out=out, progress=False, steps=4).fit()
+    last = out / "last.pt"
+    data = torch.load(last, weights_only=True)
+    data["model"] = {k: v + 1 for k, v in data["model"].items()}  # changed without a new hash
+    torch.save(data, last)
+    with pytest.raises(SpecError, match="damaged"):
+        Trainer(_tiny(), out=out, progress=False, steps=8, resume=True).fit()
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    model = _tiny()
+    dead = tmp_path / ".c.pt.999999999.tmp"  # no such process
+    dead.write_bytes(b"half a checkpoint")
+    mine_alive = tmp_path / f".c.pt.{os.getppid()}.tmp"  # a live writer's file stays
+    mine_alive.write_bytes(b"x")
+    save_checkpoint(tmp_path / "c.pt", model, step=1)
+    assert not dead.exists() and mine_alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.pt", mine_alive.name])
+
+
+def test_metrics_truncation_is_atomic(tmp_path, monkeypatch):
+    w = MetricsWriter(tmp_path, tensorboard=False)
+    for s in range(1, 41):
+        w.write({"step": s, "loss": 1.0 / s})
+    before = w.path.read_bytes()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # the process dies between writing the copy and renaming it
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        w.truncate_after(10)
+    assert w.path.read_bytes() == before  # the history is whole
+    monkeypatch.undo()
+    w.truncate_after(10)
+    assert [json.loads(ln)["step"] for ln in w.path.read_text().splitlines()] == list(range(1, 11))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "spec.yaml"
+    target.write_text("old")
+    with pytest.raises(ZeroDivisionError):
+        from jepa_graph.core.atomic import atomic_writer
+        with atomic_writer(target, "w") as f:
+            f.write("new, half")
+            1 / 0
+    assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+    atomic_write(target, "new")
+    assert target.read_text() == "new"

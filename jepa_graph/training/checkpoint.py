@@ -6,8 +6,11 @@ It embeds the spec text and a hash of the spec's architecture (everything but ``
 ``description`` and ``$schema``), so loading it into a model compiled from another spec is a
 clear :class:`~jepa_graph.errors.SpecError`, not a wall of missing-key messages.
 
-Files are written atomically: to a temporary file in the same folder, flushed and fsynced,
-then renamed over the target. A process killed mid-write leaves the previous checkpoint intact.
+Files are written atomically (:mod:`jepa_graph.core.atomic`): a process killed mid-write
+leaves the previous checkpoint intact, and the next save removes its temporary file. Each file
+stores a sha256 of its content (every tensor's bytes, every value), checked on load: a file
+damaged on disk is a clear error naming it, never a run that silently continues from garbage.
+Its structure is checked as a typed model before anything is used (:class:`CheckpointData`).
 
 Example::
 
@@ -18,17 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from ..core.atomic import atomic_writer
 from ..core.errors import SpecError
 
-FORMAT = 1  # bump when the layout below changes
+log = logging.getLogger(__name__)
+FORMAT = 2  # bump when the layout below changes (2: content hash)
+_READABLE = (1, 2)  # format 1 files have no content hash: they load with a warning
 _ARCH_EXCLUDE = {"train", "description", "schema_"}  # keys that do not change the weights
 
 
@@ -126,19 +133,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "torch_version": str(torch.__version__),
         "extra": extra or {},
     }
+    payload["sha256"] = content_hash(payload)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
+    with atomic_writer(path) as f:
+        torch.save(payload, f)
     return path
 
 
@@ -152,10 +150,115 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as e:  # truncated file, foreign pickle, not a checkpoint at all
         raise SpecError(f"{path}: not a readable jepa-graph checkpoint ({type(e).__name__}: {e})",
                         hint="checkpoints are written by `jepa-graph train` or jg.checkpoint.save_checkpoint") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in _READABLE:
         raise SpecError(f"{path}: not a jepa-graph checkpoint (format {data.get('format') if isinstance(data, dict) else '?'})",
-                        hint=f"this version reads format {FORMAT}")
+                        hint=f"this version reads formats {', '.join(map(str, _READABLE))}")
+    stored = data.pop("sha256", None)
+    if stored is None and data["format"] >= 2:
+        raise SpecError(f"{path}: the checkpoint's content hash is missing", hint=_DAMAGED)
+    if stored is not None and stored != content_hash(data):
+        raise SpecError(f"{path}: the checkpoint is damaged: its content does not match the hash stored when "
+                        "it was written", hint=_DAMAGED)
+    if stored is None:
+        log.warning("%s: format-1 checkpoint without a content hash; its integrity cannot be checked", path)
+    try:
+        CheckpointData.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(k) for k in err["loc"]) or "(top level)"
+        raise SpecError(f"{path}: malformed checkpoint: `{where}`: {err['msg']}",
+                        hint="checkpoints are written by `jepa-graph train` or save_checkpoint; "
+                             "this one was made or edited elsewhere") from None
     return data
+
+
+_DAMAGED = "the file was changed after it was written (disk error, partial copy, edit); use another " \
+           "checkpoint or retrain"
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """sha256 over every value of ``payload`` (tensors by dtype, shape and bytes), in a fixed order."""
+    h = hashlib.sha256()
+    _digest(payload, h)
+    return h.hexdigest()
+
+
+def _digest(obj: Any, h) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)};".encode())
+        if t.numel():
+            h.update(memoryview(t.view(torch.uint8).numpy()))
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=repr):
+            _digest(k, h)
+            _digest(obj[k], h)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _digest(v, h)
+        h.update(b"]")
+    else:  # str, int, float, bool, None: what weights_only files hold
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+class _Typed(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="allow")
+
+
+class _Rng(_Typed):
+    torch: torch.Tensor
+    python: list
+    cuda: list[torch.Tensor] | None = None
+    numpy: dict | None = None
+
+    @field_validator("torch")
+    @classmethod
+    def _torch(cls, v: torch.Tensor) -> torch.Tensor:
+        n = torch.get_rng_state().numel()
+        if v.dtype != torch.uint8 or v.shape != (n,):
+            raise ValueError(f"a CPU generator state is a uint8 tensor of {n} bytes, got {v.dtype} {list(v.shape)}")
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: list) -> list:
+        ok = (len(v) == 3 and isinstance(v[0], int) and isinstance(v[1], torch.Tensor) and v[1].shape == (625,)
+              and (v[2] is None or isinstance(v[2], float)))
+        if not ok:
+            raise ValueError("Python's random state is [version, 625 int64 words, gauss]")
+        return v
+
+
+class _Config(_Typed):
+    optimizer: dict | None = None
+
+
+class _Extra(_Typed):
+    config: _Config | None = None
+
+
+class _Optimizer(_Typed):
+    state: dict
+    param_groups: list[dict]
+
+
+class CheckpointData(_Typed):
+    """The structure :func:`read_checkpoint` accepts, checked before any value is used."""
+
+    format: StrictInt
+    step: StrictInt = Field(ge=0)
+    model: dict[str, torch.Tensor]
+    ema_targets: list[str] = []
+    optimizer: _Optimizer | None = None
+    scheduler: dict | None = None
+    rng: _Rng
+    spec_name: str | None = None
+    spec_text: str | None = None
+    spec_hash: str | None = None
+    extra: _Extra = _Extra()
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
@@ -176,6 +279,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     _check_tensors(path, m, data["model"])
     m.load_state_dict(data["model"])
     if optimizer is not None and data.get("optimizer") is not None:
+        _check_optimizer(path, optimizer, data["optimizer"])
         optimizer.load_state_dict(data["optimizer"])
     if scheduler is not None and data.get("scheduler") is not None:
         scheduler.load_state_dict(data["scheduler"])
@@ -213,6 +317,27 @@ def _check_tensors(path, m: nn.Module, state: dict[str, torch.Tensor]) -> None:
                         hint="the checkpoint belongs to a different architecture")
 
 
+def _check_optimizer(path, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """The saved optimiser state fits ``optimizer``: as many groups and parameters, and every
+    per-parameter tensor (moments, momentum buffers) of its parameter's shape."""
+    groups, saved = optimizer.param_groups, state["param_groups"]
+    sizes, want = [len(g.get("params", [])) for g in saved], [len(g["params"]) for g in groups]
+    if sizes != want:
+        raise SpecError(f"{path}: the optimiser state holds parameter groups of sizes {sizes}, this model's "
+                        f"optimiser {want}", hint="the checkpoint belongs to a different architecture or optimiser")
+    params = {i: p for g, sg in zip(groups, saved) for i, p in zip(sg["params"], g["params"])}
+    for i, st in state["state"].items():
+        p = params.get(i)
+        if p is None or not isinstance(st, dict):
+            raise SpecError(f"{path}: the optimiser state names parameter {i!r}, which its groups do not hold",
+                            hint="the checkpoint's optimiser state is malformed")
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape:
+                raise SpecError(f"{path}: optimiser state `{k}` of parameter {i} has shape {list(v.shape)}, "
+                                f"the parameter {list(p.shape)}",
+                                hint="the checkpoint belongs to a different architecture or optimiser")
+
+
 def _cpu_rng(state: dict[str, Any]) -> dict[str, Any]:
     """RNG state tensors must be CPU ByteTensors, whatever ``map_location`` moved them to."""
     out = dict(state)
@@ -220,16 +345,3 @@ def _cpu_rng(state: dict[str, Any]) -> dict[str, Any]:
     if "cuda" in state:
         out["cuda"] = [s.cpu() for s in state["cuda"]]
     return out
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

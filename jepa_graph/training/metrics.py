@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from ..core.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 STD_FLOOR = 1e-3  # below this, every sample has nearly the same representation
 ERANK_FLOOR = 1.5  # below this, representations lie on about one line
@@ -108,7 +110,7 @@ class MetricsWriter:
                 continue
             if rec.get("step", 0) <= step:
                 keep.append(ln)
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        atomic_write(self.path, "".join(ln + "\n" for ln in keep))  # a kill here keeps the old history
 
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
