@@ -40,8 +40,13 @@ objective: {E: 1.0}
     ("!!set {{a, b}}", "!!set"),
     ("!!omap [a: 1]", "!!omap"),
     ("!custom thing", "!custom"),
+    ("!!binary aGVsbG8=", "!!binary"),  # decoded to bytes before: the only scalar tag that built a non-text value
+    ("!!timestamp 2024-01-01", "!!timestamp"),
 ])
 def test_object_tags_are_refused_and_nothing_runs(value, tag, tmp_path):
+    if tag == "!!timestamp":  # an explicit timestamp tag reads as the text written, like a plain date
+        assert jg.loads(SPEC.replace("name: safe", "name: safe\ndescription: " + value), "t.yaml").description == "2024-01-01"
+        return
     marker = tmp_path / "PWNED"
     text = SPEC.replace("name: safe", "name: " + value.format(marker=marker))
     with pytest.raises(jg.SpecError) as info:
@@ -196,3 +201,15 @@ def test_the_scan_sees_the_library():
     # the YAML front end composes nodes with the safe loader, it never constructs tagged objects
     calls = {name for name, _ in _calls(ast.parse((PKG / "frontend" / "parse_yaml.py").read_text()))}
     assert "yaml.compose_all" in calls and not {"yaml.load", "yaml.safe_load"} & calls
+
+
+def test_plain_dates_stay_text():
+    spec = jg.loads(SPEC.replace("name: safe", "name: safe\ndescription: 2024-01-01"), "dated.yaml")
+    assert spec.description == "2024-01-01"
+
+
+def test_fullwidth_digits_are_not_numbers():
+    text = "jepa wide\ndims emb=\uff16\uff14\ninput x : [emb]\n"
+    with pytest.raises(jg.SpecError, match="unexpected character") as info:
+        jg.loads(text, "wide.jepa")
+    assert (info.value.first.loc.line, info.value.first.loc.col) == (2, 10)

@@ -18,6 +18,8 @@ from ..core.errors import Location, SpecError, Diagnostic, position, register_so
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
 MAX_DEPTH = 64  # bounds nesting ([[[[...]]]]): a spec is a few levels deep, recursion is not unbounded
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
 _scalars = yaml.constructor.SafeConstructor()
 
@@ -98,6 +100,11 @@ class _Builder:
         return key
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag == _TIMESTAMP:  # `date: 2024-01-01` stays the text as written, not a datetime
+            return node.value
+        if node.tag not in _PLAIN_TAGS:  # `!!binary`, `!!timestamp`, `!!python/...`: no object from a tag
+            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+                            "specs are plain data: remove the tag")
         try:
             return _scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
