@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import os
 import ast
 from pathlib import Path
 
@@ -213,3 +214,31 @@ def test_fullwidth_digits_are_not_numbers():
     with pytest.raises(jg.SpecError, match="unexpected character") as info:
         jg.loads(text, "wide.jepa")
     assert (info.value.first.loc.line, info.value.first.loc.col) == (2, 10)
+
+
+# ------------------------------------------------------------------ files that are not spec files
+@pytest.mark.parametrize("make, message", [
+    (lambda p: os.symlink("/dev/zero", p), "is not a regular file"),
+    (lambda p: os.mkfifo(p), "is not a regular file"),  # opening it would block until a writer came
+    (lambda p: p.write_bytes(b"#" * (17 * 2**20)), "is larger than 16 MiB"),
+])
+def test_devices_pipes_and_huge_files_are_refused(tmp_path, make, message):
+    path = tmp_path / "spec.yaml"
+    make(path)
+    with pytest.raises(jg.SpecError, match=message) as info:
+        jg.load(path)
+    assert info.value.first.hint
+
+
+def test_from_dict_with_code_is_a_spec_error():
+    data = {"name": "x", "blocks": {"e": {"kind": "encoder", "with": {"act": print}}}}
+    with pytest.raises(jg.SpecError, match=r"`blocks\.e\.with\.act` holds builtin_function_or_method") as info:
+        jg.from_dict(data)
+    assert "plain data" in info.value.first.hint
+
+
+def test_binary_metrics_log_is_a_clear_error(tmp_path):
+    from jepa_graph.training.metrics import read_metrics
+    (tmp_path / "metrics.jsonl").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(jg.SpecError, match="is not a metrics log"):
+        read_metrics(tmp_path)

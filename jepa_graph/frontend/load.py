@@ -4,7 +4,9 @@ Pydantic's errors are turned into located diagnostics by :mod:`jepa_graph.spec_e
 """
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,15 +17,27 @@ from .parse_yaml import RawSpec, parse_yaml
 from .spec_errors import diagnostics
 
 
+MAX_BYTES = 16 * 2**20  # a spec is a few KB; this bounds what a symlink to /dev/zero can make us read
+
+
 def read_text(path: str | Path) -> str:
-    """The text of a spec file; a missing file, a folder or bad UTF-8 is a :class:`SpecError`."""
+    """The text of a spec file; a missing file, a folder, a device or FIFO, a file past
+    :data:`MAX_BYTES` or bad UTF-8 is a :class:`SpecError`."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        mode = p.stat().st_mode
     except FileNotFoundError:
         raise SpecError(f"no such spec file: {p}", hint="check the path") from None
-    except IsADirectoryError:
-        raise SpecError(f"{p} is a directory, not a spec file", hint="name a .yaml or .jepa file") from None
+    if stat.S_ISDIR(mode):
+        raise SpecError(f"{p} is a directory, not a spec file", hint="name a .yaml or .jepa file")
+    if not stat.S_ISREG(mode):  # a FIFO would block, /dev/zero never ends
+        raise SpecError(f"{p} is not a regular file (a device, pipe or socket)",
+                        hint="save the spec to a file and name that file")
+    with open(p, "rb") as f:  # a file that grows while read stops at the bound too
+        data = f.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise SpecError(f"{p} is larger than {MAX_BYTES // 2**20} MiB; spec files are small text files",
+                        hint="is this the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -83,5 +97,31 @@ def from_dict(data: dict, file: str = "<python>.yaml") -> S.Spec:
         spec = jg.from_dict({"name": "tiny", "inputs": {"x": {"shape": [4]}}, "blocks": {...}})
     """
     import yaml
-    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    try:
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    except yaml.representer.RepresenterError:
+        where, value = _unplain(data, ())
+        raise SpecError(f"{file}: `{'.'.join(map(str, where)) or '(top level)'}` holds {type(value).__name__} "
+                        f"{value!r:.60}, which a spec cannot contain",
+                        hint="specs are plain data: dicts, lists, strings, numbers, booleans and None; "
+                             "register Python code as a block type (jg.register_block) and name it") from None
     return loads(text, file)
+
+
+def _unplain(value: Any, where: tuple) -> tuple[tuple, Any]:
+    """The first value in ``value`` that is not plain data, and the keys leading to it."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                return where + (repr(k),), k
+            found = _unplain(v, where + (k,))
+            if found[0] is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _unplain(v, where + (i,))
+            if found[0] is not None:
+                return found
+    elif not isinstance(value, (str, int, float, bool)) and value is not None:
+        return where, value
+    return None, None

@@ -135,7 +135,13 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.jsonl"
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no metrics log at {p}", hint="name a run folder that `jepa-graph train` wrote") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p} is not a metrics log: byte {e.start} is not UTF-8 text",
+                        hint="metrics.jsonl holds one JSON object per line, as `jepa-graph train` writes it") from None
     lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
     out = []
     for k, (i, ln) in enumerate(lines):
