@@ -52,7 +52,7 @@ class SourceParams(BaseModel):
     """Base for a source's parameters (``train.data.with``). Strict: unknown keys are errors, and a
     number is a number: ``episodes: true`` is not 1 and ``noise: "0.1"`` is text (``1e-3`` is fine)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `noise: .inf` is no setting
 
     @field_validator("*", mode="before")
     @classmethod
@@ -191,6 +191,13 @@ def make_source(name: str, params: dict[str, Any], inputs: dict[str, Any], seed:
         return cls(p, inputs, seed)
     except ValueError as e:  # the parameters do not fit the spec (image size vs patch, mask counts)
         raise SpecError(f"data source `{name}`: {e}", at("with"), "adjust train.data.with or the spec's inputs") from None
+    except (MemoryError, RuntimeError) as e:  # `episodes: 1000000000`: a collect-once source cannot allocate
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not isinstance(e, MemoryError) and "alloc" not in why.lower() and "memory" not in why.lower():
+            raise
+        raise SpecError(f"data source `{name}` could not be built: {why}", at("with"),
+                        "its sizes (episodes, lengths, image sizes) ask for more memory than this machine has; "
+                        "reduce them") from None
 
 
 def spec_inputs(model) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def _whole(v: Any) -> Any:
 def number(**bounds: float) -> Any:
     """A float field with ``Field`` bounds (``gt=0``); the bounds sit inside the check so the
     JSON schema keeps them (``exclusiveMinimum``)."""
-    return Annotated[float, Field(**bounds), BeforeValidator(_number)]
+    return Annotated[float, Field(allow_inf_nan=False, **bounds), BeforeValidator(_number)]  # `lr: .inf` is no rate
 
 
 def whole(**bounds: int) -> Any:
@@ -74,6 +74,7 @@ Float = number()
 PosInt = whole(ge=1)
 NonNegFloat = number(ge=0)
 MAX_BATCH = 2 ** 24  # ~16M samples: larger global batches cannot be built in memory
+MAX_STEPS = 10 ** 9  # a billion steps is years of training; more is a typo (`steps=99999999999999999999`)
 
 
 class _Strict(BaseModel):
@@ -120,7 +121,7 @@ class DataConfig(_Strict):
 class TrainConfig(_Strict):
     """How to minimise the spec's objective. Every field can be overridden with ``train.key=value``."""
 
-    steps: PosInt = 1000
+    steps: whole(ge=1, le=MAX_STEPS) = 1000
     batch_size: whole(ge=1, le=MAX_BATCH) = 64  # global batch; split across ranks under torchrun
     seed: whole() = 0  # data order and sampling; the CLI also seeds the weight init with it
     optimizer: OptimizerConfig = OptimizerConfig()
