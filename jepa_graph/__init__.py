@@ -8,8 +8,9 @@ lower -> run (train / minimise / plan) -> render.
     model = jg.compile(spec)
     out = model(**model.example_inputs(8))
 """
+import importlib
+
 from .core.errors import BlockRuntimeError, Diagnostic, Location, SpecError
-from .compiler.model import CompiledModel, compile, ema_momentum
 from .compiler.pipeline import check
 from .core.registry import BlockType, DimInt, Params, get_block, list_blocks, register_block
 from .frontend.spec import Spec
@@ -18,8 +19,11 @@ from .frontend.load import from_dict, load, loads
 
 __version__ = "0.1.0"
 
-# Capabilities in their own modules, imported on first use (keeps `import jepa_graph` light).
+# Names imported on first use: loading and checking a spec import no torch (nor plotting, training).
 _LAZY = {
+    "compile": "jepa_graph.compiler.model",
+    "CompiledModel": "jepa_graph.compiler.model",
+    "ema_momentum": "jepa_graph.compiler.model",
     "render": "jepa_graph.diagrams",
     "minimize_energy": "jepa_graph.inference.minimize",
     "predict_modes": "jepa_graph.inference.minimize",
@@ -32,22 +36,15 @@ _LAZY = {
     "plot_energy_along": "jepa_graph.inference.landscape",
     "train": "jepa_graph.training.trainer",
     "Trainer": "jepa_graph.training.trainer",
-    "plan": "jepa_graph.plan",
-    "plan_hierarchical": "jepa_graph.plan",
     "format_spec": "jepa_graph.format.convert",
+    "envs": "jepa_graph.envs",  # the sub-package itself: jg.envs.make(...)
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-        try:
-            module = importlib.import_module(_LAZY[name])
-        except ModuleNotFoundError as e:  # a capability not built in this checkout: hasattr() is False
-            if e.name != _LAZY[name]:
-                raise
-            raise AttributeError(f"jepa_graph.{name} is not available: {_LAZY[name]} is missing") from None
-        value = getattr(module, name)
+        module = importlib.import_module(_LAZY[name])  # a missing module is an ImportError, never hidden
+        value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)  # or a sub-package
         globals()[name] = value  # cache: later lookups skip __getattr__
         return value
     raise AttributeError(f"module 'jepa_graph' has no attribute {name!r}")

@@ -2,6 +2,8 @@
 names DESIGN.md/README promise on ``jepa_graph``."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -71,11 +73,22 @@ def test_top_level_names():
         assert getattr(jg, name) is getattr(landscape, name)
 
 
-def test_a_lazy_name_whose_module_is_missing_is_an_attribute_error(monkeypatch):
+def test_a_lazy_name_whose_module_is_missing_is_an_import_error(monkeypatch):
+    """A broken table entry fails loudly: hasattr() would hide an ImportError turned AttributeError."""
     monkeypatch.setitem(jg._LAZY, "nothing_here", "jepa_graph.no_such_module")
-    assert not hasattr(jg, "nothing_here")
-    with pytest.raises(AttributeError, match=r"jepa_graph\.nothing_here is not available: jepa_graph\.no_such_module"):
+    with pytest.raises(ModuleNotFoundError, match=r"jepa_graph\.no_such_module"):
         jg.nothing_here
+    with pytest.raises(AttributeError, match=r"no attribute 'not_a_name'"):
+        jg.not_a_name
+
+
+@pytest.mark.parametrize("name", sorted(set(jg.__all__) | set(jg._LAZY)))
+def test_every_public_and_lazy_name_resolves(name):
+    value = getattr(jg, name)
+    assert value is not None
+    if name in jg._LAZY:  # the name lives where the table says (a name in it, or the sub-package itself)
+        module = importlib.import_module(jg._LAZY[name])
+        assert value is (module if module.__name__ == f"jepa_graph.{name}" else getattr(module, name))
 
 
 # ---------------------------------------------------------------- batches checked before any block runs

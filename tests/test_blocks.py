@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import jepa_graph as jg
-from jepa_graph.primitives.transformer import sincos_table
+from jepa_graph.primitives.layers.transformer import sincos_table
 from jepa_graph.core.tensors import ShapeMismatch, TType
 
 BLOCKS = jg.list_blocks()

@@ -16,7 +16,7 @@ import torch
 import jepa_graph as jg
 from jepa_graph.compiler.graph import Ref
 from jepa_graph.core.gc_pause import paused_gc
-from jepa_graph.primitives.energies import Distance
+from jepa_graph.primitives.layers.energies import Distance
 from conftest import SPECS, spec_files
 
 

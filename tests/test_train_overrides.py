@@ -13,7 +13,7 @@ import torch
 import jepa_graph as jg
 from jepa_graph.training.checkpoint import read_checkpoint
 from jepa_graph.cli import main
-from jepa_graph.cli.train import load_with_overrides
+from jepa_graph.frontend.overrides import load_with_overrides
 from jepa_graph.training.trainer import Trainer, resolve_config
 
 from conftest import SPECS
@@ -146,19 +146,18 @@ def test_data_that_does_not_fit_the_spec_names_input_shapes_and_source(tmp_path,
     assert train_cli(spec, "train.data=two_rooms", "train.data.rename={x_next: y}") == 2
     err = capsys.readouterr().err
     line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if t.startswith("  x:"))
-    assert err.startswith(f"{spec}:{line}:3: error: input `x` should be [B, 4], but data source "
-                          "`two_rooms` gives [8, 2]"), err
-    assert "note: the data source at <command line>:1:" in err and "mat1" not in err
+    assert err.startswith(f"{spec}:{line}:3: error: input `x` should be [B, 4], got [8, 2]"), err
+    assert "note: data source `two_rooms` at <command line>:1:" in err and "mat1" not in err
 
 
 def test_first_batch_check_covers_dtypes_and_python_data():
     model = jg.compile(SPECS / "fork_no_latent.jepa", seed=0)
     x = torch.randn(16, 4)
-    with pytest.raises(jg.SpecError, match=r"input `y` should be \[B, 4\], but the data \(TensorSource\) gives \[8, 3\]"):
+    with pytest.raises(jg.SpecError, match=r"input `y` should be \[B, 4\], got \[8, 3\]"):
         Trainer(model, {"x": x, "y": torch.randn(16, 3)}, steps=1, batch_size=8, progress=False).fit()
-    with pytest.raises(jg.SpecError, match=r"`y` should be \[B, 4\], .* gives torch.int64"):
+    with pytest.raises(jg.SpecError, match=r"input `y` holds float values \(\[B, 4\]\), got a torch.int64 tensor"):
         Trainer(model, {"x": x, "y": torch.zeros(16, 4, dtype=torch.long)}, steps=1, batch_size=8, progress=False).fit()
-    with pytest.raises(jg.SpecError, match=r"gives torch.float64 but the weights are torch.float32"):
+    with pytest.raises(jg.SpecError, match=r"input `x` is torch.float64 but the weights of `fork_no_latent` are torch.float32"):
         Trainer(model, {"x": x.double(), "y": x.double()}, steps=1, batch_size=8, progress=False).fit()
 
 

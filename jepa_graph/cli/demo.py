@@ -16,12 +16,37 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from ..core.errors import SpecError
-from ..compiler.model import compile
 
+HELP = "the main job on the built-in default"
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the random-input runs")
+    p.add_argument("--steps", type=int, default=1000, help="training steps of the Two Rooms world model")
+    p.add_argument("--quick", action="store_true", help="only validate, compile and run every spec")
+
+
+def run(args) -> int:
+    import torch  # the demo compiles, runs and trains models
+    torch.manual_seed(0)
+    folder = Path(args.specs) if args.specs else SPECS
+    _say("== 1. every spec: validate, compile, run on random inputs\n")
+    failed = compile_all(folder, args.batch)
+    if failed or getattr(args, "quick", False):
+        return 2 if failed else 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: more threads only add overhead
+    try:
+        _say("\n== 2. Two Rooms world model: train, then roll the predictor forward\n")
+        two_rooms(args.steps)
+        _say("\n== 3. the fork in the road: a latent captures both futures\n")
+        fork(200)
+    finally:
+        torch.set_num_threads(threads)
+    return 0
 
 
 def _say(text: str = "") -> None:
@@ -39,6 +64,10 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], left: tuple[int, 
 
 
 def compile_all(folder: Path, batch: int) -> int:
+    # torch: compiles and runs every spec
+    import torch
+
+    from ..compiler.model import compile
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".jepa"))
     rows, failed = [], 0
     for path in files:
@@ -68,6 +97,8 @@ def compile_all(folder: Path, batch: int) -> int:
 
 
 def two_rooms(steps: int) -> None:
+    # torch: trains a world model
+    from ..compiler.model import compile
     from ..data import make_source, spec_inputs
     from ..training.metrics import rollout_error
     from ..training.trainer import train
@@ -87,6 +118,10 @@ def two_rooms(steps: int) -> None:
 
 
 def fork(steps: int) -> None:
+    # torch: trains two models
+    import torch
+
+    from ..compiler.model import compile
     from ..data.fork import fork_batches, make_fork
     from ..inference.minimize import free_energy, loss_with_latents
     from ..inference.modes import predict_modes
@@ -124,22 +159,3 @@ def fork(steps: int) -> None:
                              *(f"{dist[k]:.2f}" for k in ("left", "right", "average"))))
     _table(("spec", "output", "to left branch", "to right branch", "to their average"), rows, left=(0, 1))
     _say("(distance in the target representation, in units of the branch separation; held-out cars)")
-
-
-def run_demo(args) -> int:
-    torch.manual_seed(0)
-    folder = Path(args.specs) if args.specs else SPECS
-    _say("== 1. every spec: validate, compile, run on random inputs\n")
-    failed = compile_all(folder, args.batch)
-    if failed or getattr(args, "quick", False):
-        return 2 if failed else 0
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: more threads only add overhead
-    try:
-        _say("\n== 2. Two Rooms world model: train, then roll the predictor forward\n")
-        two_rooms(args.steps)
-        _say("\n== 3. the fork in the road: a latent captures both futures\n")
-        fork(200)
-    finally:
-        torch.set_num_threads(threads)
-    return 0

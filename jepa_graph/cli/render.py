@@ -12,6 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .common import add_path_option
+
+HELP = "draw the architecture diagram (svg, png, pdf, dot)"
+
 
 def add_arguments(p) -> None:
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec file (with --gallery: folder of specs, default specs/)")
@@ -25,20 +29,20 @@ def add_arguments(p) -> None:
     p.add_argument("--highlight", nargs="+", default=[], metavar="BLOCK", help="outline these blocks or composites")
     p.add_argument("--program", default=None, metavar="NAME",
                    help="colour what one program uses; which programs a spec has depends on it (forward, "
-                        "energy, loss, encode, step, cost, act, and encode_LEVEL/step_LEVEL per hierarchy level): "
+                        "energy, loss, encode, step, rollout, cost, act, and encode_LEVEL/step_LEVEL/rollout_LEVEL per "
+                        "hierarchy level): "
                         "an unknown NAME lists the spec's own")
     p.add_argument("--legend", action="store_true", help="add the notation key beside the diagram")
     p.add_argument("--gallery", metavar="DIR", default=None,
                    help="render every spec in SPEC (a folder, default specs/) into DIR as .svg and .dot")
     p.add_argument("--check", action="store_true", help="with --gallery: only report stale pictures, exit 1 if any")
-    p.add_argument("--path", action="append", default=None, metavar="DIR",
-                   help="extra folder to search for composite blocks (repeatable)")
+    add_path_option(p)
 
 
 def run(args) -> int:
-    from ..diagrams import DotError, render
+    from ..diagrams import DotError, render  # graphviz
     if args.gallery:
-        from ..diagrams.gallery import check_gallery, write_gallery
+        from ..diagrams.gallery import check_gallery, write_gallery  # only --gallery uses it
         specs = Path(args.spec or "specs")
         if args.check:
             stale = check_gallery(specs, Path(args.gallery))

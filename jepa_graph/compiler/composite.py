@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core.errors import Diagnostic, SpecError, did_you_mean
 from .graph import Graph, Node, Ref, _mod
-from ..frontend.spec import MAX_SIZE, CompositeBlock, Spec
+from ..core.tensors import MAX_SIZE
+from ..frontend.spec import CompositeBlock, Spec
 
 STDLIB = Path(__file__).resolve().parents[2] / "blocks"
 MAX_DEPTH = 16

@@ -16,8 +16,7 @@ from pydantic import ValidationError
 from ..core.errors import Diagnostic, SpecError, did_you_mean, in_jepa
 from .graph import Graph, Node
 from ..core.registry import get_block
-from ..frontend.spec import MAX_SIZE
-from ..core.tensors import ShapeMismatch, TType
+from ..core.tensors import MAX_SIZE, ShapeMismatch, TType
 
 
 def resolve_shape(n: Node, shape: list, errors: list[Diagnostic]) -> tuple[int, ...] | None:
@@ -204,9 +203,8 @@ def _check_world_models(g: Graph, errors: list[Diagnostic]) -> None:
         if wm is g.world_model:
             what, path, decl = "world_model", ("world_model",), spec.world_model
         else:
-            i = next(i for i, lv in enumerate(spec.levels) if lv.name == wm["name"])
-            what, path, decl = f"level `{wm['name']}`", ("levels", i), spec.levels[i]
-        enc, pred = g.nodes[wm["encoder"]], g.nodes[wm["predictor"]]
+            what, path, decl = wm.what, ("levels", wm.index), spec.levels[wm.index]
+        enc, pred = g.nodes[wm.encoder], g.nodes[wm.predictor]
         if enc.ttype is None or pred.ttype is None or enc.ttype == pred.ttype:
             continue
         width = f" (its `out`: {enc.ttype.shape[-1]})" if len(enc.ttype.shape) == 1 else ""
@@ -219,7 +217,7 @@ def _check_world_models(g: Graph, errors: list[Diagnostic]) -> None:
 
 def _check_actors(g: Graph, errors: list[Diagnostic]) -> None:
     """An actor proposes the world model's action: the action's shape, inside the action's bounds."""
-    name = (g.world_model or {}).get("action")
+    name = g.world_model.action if g.world_model else None
     act = g.nodes[name] if name else None
     if act is None or act.ttype is None:
         return

@@ -22,15 +22,16 @@ import importlib
 from abc import ABC, abstractmethod
 import logging
 from importlib.metadata import entry_points
-from typing import Annotated, Any, ClassVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_args
 
-import torch.nn as nn
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import Location, SpecError, did_you_mean
-from ..frontend.spec import MAX_SIZE
-from .tensors import TType
+from .tensors import MAX_SIZE, TType
+
+if TYPE_CHECKING:  # annotations only: checking a spec imports no torch
+    import torch.nn as nn
 
 log = logging.getLogger(__name__)
 

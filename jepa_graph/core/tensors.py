@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_SIZE = 2**31 - 1  # int32: what torch kernels index with; past 2**63 torch cannot even hold the size
+
 
 @dataclass(frozen=True)
 class TType:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.registry import list_blocks
-from .spec import MAX_SIZE, NAME_RE, Spec
+from ..core.tensors import MAX_SIZE
+from .spec import NAME_RE, EmaParams, Spec
 
 SCHEMA_ID = "https://jepa-graph.dev/schema/spec.json"
 # a size written as an integer or as the name of one of the spec's dims (registry.DimInt)
@@ -32,7 +33,6 @@ def json_schema() -> dict[str, Any]:
         defs["Edge"] = {"anyOf": [edge["properties"]["ref"], {k: v for k, v in edge.items() if k != "description"}],
                         "description": edge.get("description", "")}
     _train_shorthands(defs)
-    from ..compiler.checks import EmaParams  # here: checks imports the whole compiler
     ema = _params(EmaParams)
     for name, d in schema.get("$defs", {}).items():
         kind = d.get("properties", {}).get("kind", {}).get("const")

@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, field_validator, model_validator
 
+from ..core.tensors import MAX_SIZE
 from .train_config import TrainConfig
 
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_RE)]
 # a block, or an exported output of a composite instance (`low.state`)
 BlockRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
-MAX_SIZE = 2**31 - 1  # int32: what torch kernels index with; past 2**63 torch cannot even hold the size
 # Sizes are strict ints: pydantic would read YAML `true` as 1 (JSON Schema's `integer` refuses it too)
 Size = Annotated[StrictInt, Field(ge=1, le=MAX_SIZE)]
 Count = Annotated[StrictInt, Field(ge=1)]
@@ -123,6 +123,17 @@ class BlockBase(Strict):
             raise ValueError("`share:` and `ema_of:` exclude each other: a block either uses another's weights "
                              "or keeps a momentum copy of them; keep one")
         return self
+
+
+class EmaParams(BaseModel):
+    """``with:`` of an EMA target: momentum (constant or [start, end]) and its schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    momentum: float | tuple[float, float] = (0.996, 1.0)  # I-JEPA's default range
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+
+    def range(self) -> tuple[float, float]:
+        return (self.momentum, self.momentum) if isinstance(self.momentum, float) else tuple(self.momentum)
 
 
 class EncoderBlock(BlockBase):

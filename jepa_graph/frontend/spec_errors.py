@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from . import spec as S
 from ..core.errors import Diagnostic, did_you_mean, in_jepa
+from ..core.tensors import MAX_SIZE
 from .parse_yaml import RawSpec
 
 _VAR_MODELS = {"inputs": S.InputVar, "latents": S.LatentVar, "actions": S.ActionVar}
@@ -262,8 +263,8 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
         path = _value_path(path, text, raw.data)
         msg = f"`{'.'.join(map(str, path))}`: {text}"
         hint = _value_hint(msg)
-    elif kind == "less_than_equal" and err.get("ctx", {}).get("le") == S.MAX_SIZE:  # `obs: 99999999999999999999`
-        msg = f"`{where}` is {err.get('input')}; sizes go up to {S.MAX_SIZE:,}"
+    elif kind == "less_than_equal" and err.get("ctx", {}).get("le") == MAX_SIZE:  # `obs: 99999999999999999999`
+        msg = f"`{where}` is {err.get('input')}; sizes go up to {MAX_SIZE:,}"
         hint = "no tensor that large can be built; use a smaller size"
     elif kind == "int_type" and isinstance(err.get("input"), bool):  # YAML `true` is not the number 1
         msg = f"`{where}` is `{_shown(err['input'])}`, not a number"

@@ -1,4 +1,5 @@
-"""Primitive block types, registered on import. One family per file."""
+"""Primitive block types, registered on import. One family per file: its shape rules here (no
+torch, so checking a spec imports none), its torch modules in ``layers/`` (imported by ``build``)."""
 from . import mlp
 from . import energies
 from . import costs

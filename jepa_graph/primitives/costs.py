@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-import torch.nn as nn
-
 from ..core.registry import BlockType, Params, register_block
 from ..core.tensors import SCALAR, ShapeMismatch, vec
 from .common import flat_in
-from .energies import Distance
+
+
+def _layers():  # torch only when a model is built: checking imports no torch
+    from .layers import costs
+    return costs
 
 
 class GoalParams(Params):
@@ -35,20 +36,11 @@ class GoalDistance(BlockType):
         return SCALAR
 
     def build(self, p, ins):
-        return Distance(p.metric)
+        return _layers().Distance(p.metric)
 
     @classmethod
     def example(cls):
         return {}, [vec(4), vec(4)]
-
-
-class L2Cost(nn.Module):
-    def __init__(self, target: float):
-        super().__init__()
-        self.target = target
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.target).pow(2).flatten(1).sum(1)
 
 
 class L2Params(Params):
@@ -66,21 +58,11 @@ class CostL2(BlockType):
         return SCALAR
 
     def build(self, p, ins):
-        return L2Cost(p.target)
+        return _layers().L2Cost(p.target)
 
     @classmethod
     def example(cls):
         return {}, [vec(3)]
-
-
-class BoxPenalty(nn.Module):
-    def __init__(self, lo: float, hi: float):
-        super().__init__()
-        self.lo, self.hi = lo, hi
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        over = (x - self.hi).clamp(min=0) + (self.lo - x).clamp(min=0)  # 0 inside the box
-        return over.pow(2).flatten(1).sum(1)
 
 
 class BoxParams(Params):
@@ -101,7 +83,7 @@ class CostBox(BlockType):
         return SCALAR
 
     def build(self, p, ins):
-        return BoxPenalty(p.lo, p.hi)
+        return _layers().BoxPenalty(p.lo, p.hi)
 
     @classmethod
     def example(cls):

@@ -1,12 +1,14 @@
 """MLP blocks: encoder, predictor (plain and action-conditioned), critic and actor."""
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
 from ..core.registry import BlockType, DimInt, Params, register_block
 from ..core.tensors import SCALAR, ShapeMismatch, expect_float, vec
-from .common import MLP, Activation, Scale, activation, flat_in, mlp_layers
+from .common import Activation, flat_in
+
+
+def _layers():  # torch only when a model is built: checking imports no torch
+    from .layers import mlp
+    return mlp
 
 
 class MLPParams(Params):
@@ -28,7 +30,8 @@ class EncoderMLP(BlockType):
         return vec(p.out)
 
     def build(self, p, ins):
-        return MLP(mlp_layers([flat_in(ins), *p.hidden, p.out], p.act, p.norm))
+        L = _layers()
+        return L.MLP(L.mlp_layers([flat_in(ins), *p.hidden, p.out], p.act, p.norm))
 
     @classmethod
     def example(cls):
@@ -54,25 +57,6 @@ class ACParams(Params):
     act: Activation = "relu"
 
 
-class ActionConditionedMLP(nn.Module):
-    """Each input (state, action, latent) through its own Linear+act, concatenated, then an MLP.
-
-    The seed article's predictor: state_net(s), action_net(a) -> combined_net([.,.])."""
-
-    def __init__(self, in_dims: list[int], p: ACParams):
-        super().__init__()
-        self.state_net = nn.Sequential(nn.Linear(in_dims[0], p.branch), activation(p.act))
-        self.action_net = nn.Sequential(nn.Linear(in_dims[1], p.branch), activation(p.act))
-        self.latent_net = nn.Sequential(nn.Linear(in_dims[2], p.branch), activation(p.act)) if len(in_dims) > 2 else None
-        self.combined_net = nn.Sequential(*mlp_layers([p.branch * len(in_dims), *p.hidden, p.out], p.act))
-
-    def forward(self, s: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        h = [self.state_net(s), self.action_net(a)]  # (B, branch) each
-        if self.latent_net is not None:
-            h.append(self.latent_net(z))
-        return self.combined_net(torch.cat(h, dim=1))
-
-
 @register_block("ac_mlp", kind="predictor")
 class PredictorACMLP(BlockType):
     """Action-conditioned MLP predictor Pred(s, a[, z]): a branch per input, then a joint MLP."""
@@ -89,7 +73,7 @@ class PredictorACMLP(BlockType):
         return vec(p.out)
 
     def build(self, p, ins):
-        return ActionConditionedMLP([t.shape[0] for t in ins], p)
+        return _layers().ActionConditionedMLP([t.shape[0] for t in ins], p)
 
     @classmethod
     def example(cls):
@@ -114,7 +98,8 @@ class CriticMLP(BlockType):
         return SCALAR
 
     def build(self, p, ins):
-        return MLP(mlp_layers([flat_in(ins), *p.hidden, 1], p.act), squeeze=True)
+        L = _layers()
+        return L.MLP(L.mlp_layers([flat_in(ins), *p.hidden, 1], p.act), squeeze=True)
 
     @classmethod
     def example(cls):
@@ -142,12 +127,7 @@ class ActorMLP(BlockType):
         return vec(p.out)
 
     def build(self, p, ins):
-        layers = mlp_layers([flat_in(ins), *p.hidden, p.out], p.act)
-        if p.bounds is not None:
-            layers.append(nn.Tanh())
-            if tuple(p.bounds) != (-1.0, 1.0):
-                layers.append(Scale(*p.bounds))
-        return MLP(layers)
+        return _layers().actor(flat_in(ins), p)
 
     @classmethod
     def example(cls):

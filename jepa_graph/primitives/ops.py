@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 from ..core.registry import BlockType, DimInt, Params, register_block
 from ..core.tensors import ShapeMismatch, TType, expect_float, vec
-from .transformer import check_indices, check_tokens, gather_tokens
+from .transformer import check_indices, check_tokens
+
+
+def _layers():  # torch only when a model is built: checking imports no torch
+    from .layers import ops
+    return ops
 
 
 def _per_sample(t: TType, i: int) -> None:
@@ -25,11 +26,6 @@ def _per_sample(t: TType, i: int) -> None:
 
 
 # ---------------------------------------------------------------------------------- concat
-class Concat(nn.Module):
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=-1)
-
-
 @register_block("concat", kind="op")
 class OpConcat(BlockType):
     """Concatenate along the feature (last) dim: [..., a], [..., b] -> [..., a + b]."""
@@ -48,7 +44,7 @@ class OpConcat(BlockType):
         return ins[0].with_shape(*ins[0].shape[:-1], sum(t.shape[-1] for t in ins))
 
     def build(self, p, ins):
-        return Concat()
+        return _layers().Concat()
 
     @classmethod
     def example(cls):
@@ -56,11 +52,6 @@ class OpConcat(BlockType):
 
 
 # ------------------------------------------------------------------------------- stop_grad
-class StopGrad(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.detach()
-
-
 @register_block("stop_grad", kind="op")
 class OpStopGrad(BlockType):
     """Identity forward, no gradient backward (sg[x]); same as `{ref: x, stop_grad: true}` on an edge."""
@@ -69,7 +60,7 @@ class OpStopGrad(BlockType):
         return ins[0]
 
     def build(self, p, ins):
-        return StopGrad()
+        return _layers().StopGrad()
 
     @classmethod
     def example(cls):
@@ -80,20 +71,6 @@ class OpStopGrad(BlockType):
 class LayerNormParams(Params):
     affine: bool = False  # I-JEPA normalises target tokens without a learned scale and shift
     eps: float = 1e-6
-
-
-class LayerNormOp(nn.Module):
-    def __init__(self, dim: int, p: LayerNormParams):
-        super().__init__()
-        self.dim, self.eps = dim, p.eps
-        self.weight = nn.Parameter(torch.ones(dim)) if p.affine else None
-        self.bias = nn.Parameter(torch.zeros(dim)) if p.affine else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.dim}, affine={self.weight is not None}"
 
 
 @register_block("layer_norm", kind="op")
@@ -109,7 +86,7 @@ class OpLayerNorm(BlockType):
         return ins[0]
 
     def build(self, p, ins):
-        return LayerNormOp(ins[0].shape[-1], p)
+        return _layers().LayerNormOp(ins[0].shape[-1], p)
 
     @classmethod
     def example(cls):
@@ -119,25 +96,6 @@ class OpLayerNorm(BlockType):
 # ------------------------------------------------------------------------------------ pool
 class PoolParams(Params):
     mode: Literal["mean", "max"] = "mean"
-
-
-class TokenPool(nn.Module):
-    """(B, N, D) -> (B, D), or windows of ``stride`` tokens: (B, N, D) -> (B, N / stride, D)."""
-
-    def __init__(self, mode: str, stride: int | None = None):
-        super().__init__()
-        self.mode, self.stride = mode, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride is not None:
-            x = x.unflatten(1, (x.size(1) // self.stride, self.stride))  # (B, N / s, s, D)
-            dim = 2
-        else:
-            dim = 1
-        return x.mean(dim) if self.mode == "mean" else x.amax(dim)
-
-    def extra_repr(self) -> str:
-        return self.mode + (f", stride={self.stride}" if self.stride else "")
 
 
 @register_block("pool", kind="op")
@@ -151,7 +109,7 @@ class OpPool(BlockType):
         return vec(ins[0].shape[1])
 
     def build(self, p, ins):
-        return TokenPool(p.mode)
+        return _layers().TokenPool(p.mode)
 
     @classmethod
     def example(cls):
@@ -181,7 +139,7 @@ class OpTemporalPool(BlockType):
         return TType((t // p.stride, d))
 
     def build(self, p, ins):
-        return TokenPool(p.mode, p.stride)
+        return _layers().TokenPool(p.mode, p.stride)
 
     @classmethod
     def example(cls):
@@ -191,18 +149,6 @@ class OpTemporalPool(BlockType):
 # --------------------------------------------------------------------------------- reshape
 class ReshapeParams(Params):
     shape: list[DimInt]  # the per-sample target shape, e.g. [3, 32, 32]; the batch dim stays
-
-
-class Reshape(nn.Module):
-    def __init__(self, shape: tuple[int, ...]):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.size(0), *self.shape)
-
-    def extra_repr(self) -> str:
-        return str(list(self.shape))
 
 
 @register_block("reshape", kind="op")
@@ -220,7 +166,7 @@ class OpReshape(BlockType):
         return ins[0].with_shape(*p.shape)
 
     def build(self, p, ins):
-        return Reshape(tuple(p.shape))
+        return _layers().Reshape(tuple(p.shape))
 
     @classmethod
     def example(cls):
@@ -228,11 +174,6 @@ class OpReshape(BlockType):
 
 
 # ------------------------------------------------------------------------------ apply_mask
-class ApplyMask(nn.Module):
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return gather_tokens(x, idx)  # (B, K, D)
-
-
 @register_block("apply_mask", kind="op")
 class OpApplyMask(BlockType):
     """Keep the tokens at the given indices: tokens [N, D] + indices [K] (long) -> [K, D]."""
@@ -249,7 +190,7 @@ class OpApplyMask(BlockType):
         return TType((k, ins[0].shape[1]))
 
     def build(self, p, ins):
-        return ApplyMask()
+        return _layers().ApplyMask()
 
     def index_bound(self, p, ins, index):
         return ins[0].shape[0]

@@ -9,15 +9,17 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-import torch
-import torch.nn as nn
 from pydantic import Field
 
 from ..core.registry import BlockType, DimInt, Params, register_block
 from ..core.tensors import ShapeMismatch, TType, vec
-from .common import Activation, activation
-from .transformer import (TransformerBlock, check_heads, check_indices, gather_tokens, init_weights,
-                          sincos_requirement, sincos_split, sincos_table)
+from .common import Activation
+from .transformer import check_heads, check_indices, sincos_requirement, sincos_split
+
+
+def _layers():  # torch only when a model is built: checking imports no torch
+    from .layers import vision
+    return vision
 
 
 def _image(t: TType, index: int, ranks: tuple[int, ...] = (3,)) -> None:
@@ -39,7 +41,7 @@ class CNNParams(Params):
     out: DimInt | None = None  # set: flatten + Linear to [out]; unset: tokens [H' * W', channels[-1]]
 
 
-def _per_layer(p: CNNParams) -> list[tuple[int, int, int]]:
+def conv_layers(p: CNNParams) -> list[tuple[int, int, int]]:
     """(kernel, stride, padding) per layer; ShapeMismatch when a list has the wrong length."""
     n = len(p.channels)
     cols = []
@@ -57,7 +59,7 @@ def _per_layer(p: CNNParams) -> list[tuple[int, int, int]]:
 
 def cnn_out_hw(p: CNNParams, h: int, w: int) -> tuple[int, int]:
     """Spatial size after the conv stack: floor((h + 2p - k) / s) + 1 per layer."""
-    for i, (k, s, pad) in enumerate(_per_layer(p)):
+    for i, (k, s, pad) in enumerate(conv_layers(p)):
         h2, w2 = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
         if h2 < 1 or w2 < 1:
             raise ShapeMismatch(f"shrinks the image to nothing at conv layer {i} ({h}x{w} with kernel {k}, "
@@ -65,33 +67,6 @@ def cnn_out_hw(p: CNNParams, h: int, w: int) -> tuple[int, int]:
                                 "use fewer layers, a smaller stride or more padding")
         h, w = h2, w2
     return h, w
-
-
-def _norm(kind: str, c: int) -> nn.Module:
-    return nn.BatchNorm2d(c) if kind == "batch" else nn.GroupNorm(math.gcd(8, c), c)
-
-
-class ConvEncoder(nn.Module):
-    """Conv stack (B, C, H, W) -> (B, c, H', W'), then a head: (B, out) or tokens (B, H'W', c)."""
-
-    def __init__(self, in_ch: int, p: CNNParams, hw: tuple[int, int]):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c = in_ch
-        for c_out, (k, s, pad) in zip(p.channels, _per_layer(p)):
-            layers.append(nn.Conv2d(c, c_out, k, s, pad, bias=p.norm == "none"))
-            if p.norm != "none":
-                layers.append(_norm(p.norm, c_out))
-            layers.append(activation(p.act))
-            c = c_out
-        self.convs = nn.Sequential(*layers)
-        self.head = nn.Linear(c * hw[0] * hw[1], p.out) if p.out is not None else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(x)  # (B, c, H', W')
-        if self.head is not None:
-            return self.head(h.flatten(1))  # (B, out)
-        return h.flatten(2).transpose(1, 2)  # (B, H'W', c)
 
 
 @register_block("cnn", kind="encoder")
@@ -109,7 +84,7 @@ class EncoderCNN(BlockType):
 
     def build(self, p, ins):
         c, h, w = ins[0].shape
-        return ConvEncoder(c, p, cnn_out_hw(p, h, w))
+        return _layers().ConvEncoder(c, p, cnn_out_hw(p, h, w))
 
     @classmethod
     def example(cls):
@@ -140,35 +115,6 @@ def vit_grid(p: ViTParams, t: TType) -> tuple[int, ...]:
     return tuple(s // k for s, k in zip(sizes, steps))
 
 
-class ViT(nn.Module):
-    """Patch embedding + positions + pre-norm transformer + LayerNorm.
-
-    forward(x (B, C, H, W) or (B, C, T, H, W), keep (B, K) long | None) -> (B, N or K, dim)."""
-
-    def __init__(self, in_ch: int, grid: tuple[int, ...], p: ViTParams):
-        super().__init__()
-        if len(grid) == 2:
-            self.patch_embed = nn.Conv2d(in_ch, p.dim, p.patch, p.patch)
-        else:
-            k = (p.tubelet, p.patch, p.patch)
-            self.patch_embed = nn.Conv3d(in_ch, p.dim, k, k)
-        if p.pos == "sincos":
-            self.register_buffer("pos_embed", sincos_table(p.dim, grid), persistent=False)
-        else:
-            self.pos_embed = nn.Parameter(torch.zeros(math.prod(grid), p.dim))
-        self.blocks = nn.Sequential(*[TransformerBlock(p.dim, p.heads, p.mlp_ratio) for _ in range(p.depth)])
-        self.norm = nn.LayerNorm(p.dim, eps=1e-6)
-        self.apply(init_weights)
-        if p.pos == "learned":
-            nn.init.trunc_normal_(self.pos_embed, std=0.02)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, dim)
-        if keep is not None:
-            x = gather_tokens(x, keep)  # (B, K, dim): masked-out tokens never enter attention
-        return self.norm(self.blocks(x))
-
-
 @register_block("vit", kind="encoder")
 class EncoderViT(BlockType):
     """ViT encoder: image [C, H, W] or clip [C, T, H, W] (+ keep-indices [K]) -> tokens [N or K, dim]."""
@@ -197,7 +143,7 @@ class EncoderViT(BlockType):
         return TType((n, p.dim))
 
     def build(self, p, ins):
-        return ViT(ins[0].shape[0], vit_grid(p, ins[0]), p)
+        return _layers().ViT(ins[0].shape[0], vit_grid(p, ins[0]), p)
 
     def index_bound(self, p, ins, index):
         return math.prod(vit_grid(p, ins[0]))
