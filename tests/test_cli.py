@@ -213,3 +213,49 @@ def test_garbage_exits_2_without_traceback(name, tmp_path, capsys):
     assert max(len(line) for line in err.splitlines()) < 400  # long lines are clipped around the caret
     if ".jepa" not in name or "binary" in name or "empty" in name:  # (.jepa syntax hints: tests/test_dsl*)
         assert "hint: " in err
+
+
+# ------------------------------------------------------------------ bad command-line values
+_BOMB = ("{a: &a [1,1,1,1,1,1,1,1,1], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], "
+         "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c], e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]}")
+
+BAD_ARGS = {  # argv -> (exit code, message on stderr)
+    "alias bomb in an override": (["train", "specs/two_rooms.yaml", f"train.data.with={_BOMB}"],
+                                  2, r"<command line>:1:\d+: error: YAML expands to more than 200,000 values"),
+    "alias bomb as description": (["train", "specs/two_rooms.yaml", "description=" + _BOMB],
+                                  2, r"YAML expands to more than 200,000 values"),
+    "alias bomb in rename": (["train", "specs/two_rooms.yaml", f"train.data.rename={_BOMB}"],
+                             2, r"YAML expands to more than 200,000 values"),
+    "object tag in an override": (["train", "specs/two_rooms.yaml", "train.lr=!!python/object/apply:os.system [ls]"],
+                                  2, r"<command line>:1:\d+: error: unsupported YAML tag"),
+    "alias bomb in energy --with": (["energy", "specs/fork.jepa", "--with", f"x={_BOMB}"],
+                                    2, r"`--with x=.*`: YAML expands to more than 200,000 values"),
+    "energy to a non-PNG file": (["energy", "specs/fork.jepa", "-o", "e.exe"], 2, r"the energy plot is a PNG"),
+    "demo batch 0": (["demo", "--quick", "--batch", "0"], 2, r"argument --batch: must be at least 1, got 0"),
+    "render timeout 0": (["render", "specs/fork.jepa", "--timeout", "0"], 2, r"argument --timeout: must be a finite"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_ARGS))
+def test_bad_command_line_values_exit_without_traceback(name, capsys):
+    argv, want, message = BAD_ARGS[name]
+    try:
+        code = main([a.replace("specs/", str(SPECS) + "/", 1) if a.startswith("specs/") else a for a in argv])
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == want and re.search(message, err), err[-2000:]
+    assert "Traceback" not in err
+
+
+def test_energy_reads_the_spec_renamed_inputs(tmp_path, capsys):
+    text = (SPECS / "fork.jepa").read_text()
+    text = text.replace("input  x : [obs]", "input  before : [obs]").replace("encoder.mlp(x,", "encoder.mlp(before,")
+    assert "data=fork\n" in text
+    text = text.replace("data=fork\n", "data={source=fork, rename={x=before}}\n")
+    spec = tmp_path / "renamed.jepa"
+    spec.write_text(text)
+    assert main(["validate", str(spec)]) == 0, capsys.readouterr().err
+    code = main(["energy", str(spec), "-o", str(tmp_path / "e.png")])
+    assert code == 0, capsys.readouterr().err
+    assert "8 samples of `fork`" in capsys.readouterr().out

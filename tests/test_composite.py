@@ -144,4 +144,4 @@ def test_levels_get_their_own_programs():
     assert s2.shape == (2, 4)
     # the high level's step starts from its own state and takes abstract actions
     assert set(model.input_names("step_high")) == {"a2", "state"}
-    assert model.graph.levels[1]["stride"] == 4
+    assert model.graph.levels[1].stride == 4

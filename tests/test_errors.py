@@ -246,6 +246,17 @@ TABLE = [
         r"actor `act` gives \[B, 5\], but the world model's action `a` is \[B, 2\]", "15:56"),
     Bad("actor bounds unlike the action's", add_block("act: {kind: actor, type: mlp, in: [enc], with: {out: act, bounds: [0, 9]}}"),
         r"actor `act` gives actions in \[0, 9\], but action `a` is bounded to \[-1, 1\]", "15:69"),
+    Bad("level stride below one", BASE + "levels:\n  - {name: lo, encoder: enc, predictor: pred, action: a, stride: 0}\n",
+        r"`levels\.0\.stride`: input should be greater than or equal to 1", "18:66"),
+    Bad("level stride not a multiple of the level below", BASE + "levels:\n  - {name: lo, encoder: enc, predictor: pred, "
+        "action: a, stride: 2}\n  - {name: hi, encoder: enc, predictor: pred, stride: 3}\n",
+        r"level `hi` has stride 3, not a multiple of the stride 2 of level `lo` below it", "19:55"),
+    Bad("level encoder not reading the level below", add_block("p2: {kind: predictor, type: mlp, in: [tgt], with: {out: state}}")
+        + "levels:\n  - {name: lo, encoder: enc, predictor: pred, action: a}\n  - {name: hi, encoder: tgt, predictor: p2}\n",
+        r"level `hi`: encoder `tgt` does not read the states of level `lo` \(encoder `enc`\)", "20:25"),
+    Bad("world_model stride unlike its level's", sub("action: a, latent: z}", "action: a, latent: z, stride: 2}")
+        + "levels:\n  - {name: lo, encoder: enc, predictor: pred, action: a, latent: z}\n",
+        r"world_model unrolls level `lo` \(the same encoder and predictor\) with stride 2, but the level has stride 1", "16:76"),
     # ---------------------------------------------------------------- composite blocks
     Bad("unknown composite", add_block("lvl: {kind: composite, type: levle, in: [x]}"),
         r"unknown composite block `levle`", "15:32", files={"level.yaml": LEVEL}),

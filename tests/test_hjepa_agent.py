@@ -41,11 +41,11 @@ def test_hjepa_levels_name_composite_members(hjepa):
     g = hjepa.graph
     assert not g.warnings, [w.format() for w in g.warnings]
     low, high = g.levels
-    assert (low["name"], low["encoder"], low["predictor"], low["action"], low["stride"]) == \
-        ("low", "low/context_encoder", "low/predictor", "a", 1)
-    assert (high["name"], high["encoder"], high["predictor"], high["action"], high["stride"], high["subgoal"]) == \
-        ("high", "high/context_encoder", "high/predictor", "a2", 4, "l2")
-    assert g.world_model["encoder"] == "low/context_encoder"
+    assert (low.name, low.encoder, low.predictor, low.action, low.stride, low.below) == \
+        ("low", "low/context_encoder", "low/predictor", "a", 1, None)
+    assert (high.name, high.encoder, high.predictor, high.action, high.stride, high.subgoal, high.below) == \
+        ("high", "high/context_encoder", "high/predictor", "a2", 4, "l2", "low")
+    assert g.world_model.encoder == "low/context_encoder"
     # `share: low.state` applies the level-1 encoder's weights: one module, no copy
     enc1 = g.nodes["low/context_encoder"].module
     assert g.nodes["far"].module == g.nodes["goal_state"].module == enc1
@@ -65,7 +65,7 @@ def test_hjepa_level_programs_take_their_own_inputs(hjepa):
 def test_hjepa_stride_rollout_chains_into_a_subgoal(hjepa):
     """4 level-1 steps reach the time of one level-2 step; Enc2 of the level-1 state there is
     compared with level 2's prediction (the subgoal), and the distance reaches every action."""
-    stride = hjepa.graph.levels[1]["stride"]
+    stride = hjepa.graph.levels[1].stride
     x = torch.rand(B, 2) * 2 - 1
     s1 = hjepa.run("encode_low", {"x": x})["state"]  # (B, 32)
     actions = torch.zeros(stride, B, 2, requires_grad=True)
@@ -145,7 +145,7 @@ def test_ema_and_world_model_may_name_a_composite_output():
     model = jg.compile(jg.loads(MEMBER_REFS))
     g = model.graph
     assert g.nodes["far"].ema_of == "lvl/context_encoder" and g.nodes["far"].ema.range() == (0.5, 0.5)
-    assert g.world_model["encoder"] == "lvl/context_encoder" and g.world_model["predictor"] == "lvl/predictor"
+    assert g.world_model.encoder == "lvl/context_encoder" and g.world_model.predictor == "lvl/predictor"
     src = model.blocks["lvl__context_encoder"]
     tgt = model.blocks[g.nodes["far"].module]
     assert tgt is not src and not any(p.requires_grad for p in tgt.parameters())

@@ -452,7 +452,7 @@ def test_program_help_names_the_programs_the_hint_lists(capsys):
     for p in sorted(SPECS.iterdir()):
         if p.suffix in (".yaml", ".jepa"):
             model = meta_model(jg.check(p))
-            level = {f"{k}_{lv['name']}": f"{k}_LEVEL" for lv in model.graph.levels for k in ("encode", "step")}
+            level = {f"{k}_{lv.name}": f"{k}_LEVEL" for lv in model.graph.levels for k in ("encode", "step", "rollout")}
             names |= {level.get(n, n) for n in model.program_names()}
     assert "forward" in names and "encode_LEVEL" in names
     for n in names:
@@ -709,11 +709,11 @@ def test_dot_failure_is_a_clear_error(monkeypatch, tmp_path, capsys):
         pipe("digraph { a -> }", "svg")
     spec = tmp_path / "agent.yaml"
     spec.write_text(AGENT)
-    import graphviz
+    import subprocess
 
-    def fails(*a, **k):  # what dot 2.43 does on some cluster layouts
-        raise graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: trouble in init_rank\n")
-    monkeypatch.setattr(graphviz.Source, "pipe", fails)
+    def fails(cmd, *a, **k):  # what dot 2.43 does on some cluster layouts
+        return subprocess.CompletedProcess(cmd, 1, b"", b"Error: trouble in init_rank\n")
+    monkeypatch.setattr(subprocess, "run", fails)
     assert cli_main(["render", str(spec), "-o", str(tmp_path / "a.svg")]) == 1
     assert "`dot` failed to lay out the diagram (Error: trouble in init_rank)" in capsys.readouterr().err
 
@@ -730,12 +730,20 @@ def test_notebook_display(agent):
         assert svg is not None and "<svg" in svg and ">pred<" in svg
 
 
-def test_notebook_display_without_dot(agent, monkeypatch):
-    import graphviz
+@needs_dot
+def test_layout_past_its_time_is_a_clear_error(agent, tmp_path):
+    from jepa_graph.diagrams import DotError
+    with pytest.raises(DotError, match=r"did not finish laying out the diagram \(\d+ edges\) within 0.001 s") as info:
+        render(agent, tmp_path / "a.svg", timeout=0.001)
+    assert "--depth 0" in info.value.hint and ".dot" in info.value.hint
+    assert not (tmp_path / "a.svg").exists()
+    assert render(agent, tmp_path / "a.svg", timeout=None).path.read_text().startswith("<?xml")
 
-    def missing(*a, **k):
-        raise graphviz.ExecutableNotFound(["dot"])
-    monkeypatch.setattr(graphviz.Source, "pipe", missing)
+
+def test_notebook_display_without_dot(agent, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     assert agent._repr_svg_() is None
     with pytest.raises(MissingDot, match="install graphviz"):
         svg_text(agent)

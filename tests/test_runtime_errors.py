@@ -113,10 +113,20 @@ def test_a_failure_inside_a_composite_points_at_the_composite_file(tmp_path):
     assert str(info.value).startswith(f"{tmp_path / 'guarded.yaml'}:5:3: block `guard/check` (op.test_guard) failed")
 
 
+def _located(info, message: str, hint: str | None = None, at: str | None = None) -> None:
+    """A bad input is an InputError: a located SpecError (and a BlockRuntimeError) whose first
+    diagnostic says ``message`` at ``at`` (file:line:col) with a hint (containing ``hint``)."""
+    assert isinstance(info.value, jg.SpecError) and isinstance(info.value, jg.BlockRuntimeError)
+    d = info.value.first
+    assert d.message == message and d.hint and (hint is None or hint in d.hint), d.format()
+    assert at is None or str(d.loc) == at, d.format()
+
+
 def test_wrong_input_shape_names_the_input_and_its_declaration(model):
     with pytest.raises(jg.BlockRuntimeError) as info:
         model(x=torch.randn(3, 5), y=torch.randn(3, 4))
-    assert str(info.value) == f"{model.spec.path}:3:3: input `x` should be [B, 4], got [3, 5]"
+    _located(info, "input `x` should be [B, 4], got [3, 5]", "the batch dim comes first", f"{model.spec.path}:3:3")
+    assert str(info.value).startswith(f"{model.spec.path}:3:3: error: input `x` should be [B, 4], got [3, 5]\n")
 
 
 def test_missing_batch_dim_gets_a_hint():
@@ -125,33 +135,48 @@ def test_missing_batch_dim_gets_a_hint():
     inputs["x"] = inputs["x"][0]
     with pytest.raises(jg.BlockRuntimeError) as info:
         seed(**inputs)
-    assert str(info.value) == (f"{seed.spec.path}:7:3: input `x` should be [B, 16], got [16] "
-                               "(no batch dim? a batch of one is `x[None]`)")
+    _located(info, "input `x` should be [B, 16], got [16]", "a batch of one is `x[None]`", f"{seed.spec.path}:7:3")
 
 
 def test_different_batch_sizes_are_named(model):
     with pytest.raises(jg.BlockRuntimeError) as info:
         model(x=torch.randn(3, 4), y=torch.randn(5, 4))
-    assert str(info.value) == "program `forward` of `boom`: inputs have different batch sizes (`x`: 3, `y`: 5)"
+    _located(info, "the inputs disagree on the batch size: `x` has 3, `y` has 5", "B rows", f"{model.spec.path}:4:3")
 
 
 def test_missing_and_unexpected_inputs(model):
     with pytest.raises(jg.BlockRuntimeError) as info:
         model(x=torch.randn(3, 4), z=torch.randn(3, 4))
-    assert str(info.value) == "program `forward` of `boom` takes inputs (x, y); missing: y; unexpected: z"
+    _located(info, "input `y` is missing", "add `y` [B, 4] to the batch; program `forward` of `boom` takes no `z`",
+             f"{model.spec.path}:4:3")
+    with pytest.raises(jg.BlockRuntimeError) as info:
+        model(x=torch.randn(3, 4), y=torch.randn(3, 4), z=torch.randn(3, 4))
+    _located(info, "unexpected input `z`", "program `forward` of `boom` takes (x, y)")
 
 
-def test_wrong_dtype_names_the_block_that_fails(model):
+def test_wrong_dtype_names_the_input_before_any_block_runs(model):
     with pytest.raises(jg.BlockRuntimeError) as info:
         model(x=torch.ones(3, 4, dtype=torch.long), y=torch.randn(3, 4))
+    _located(info, "input `x` holds float values ([B, 4]), got a torch.int64 tensor", "`x.float()`", f"{model.spec.path}:3:3")
+    with pytest.raises(jg.BlockRuntimeError) as info:
+        model.energy(x=torch.ones(3, 4, dtype=torch.float64), y=torch.randn(3, 4))
+    _located(info, "input `x` is torch.float64 but the weights of `boom` are torch.float32", "`x.to(torch.float32)`")
+
+
+def test_a_wrong_weight_names_the_block_that_fails(model):
+    """A fault no input check sees (a weight of the wrong size) names the block that raises."""
+    model.blocks.enc[0].weight = nn.Parameter(torch.randn(4, 5))
+    with pytest.raises(jg.BlockRuntimeError) as info:
+        model(**_inputs())
     msg = str(info.value)
     assert msg.startswith(f"{model.spec.path}:6:3: block `enc` (encoder.mlp) failed in program `forward`: RuntimeError:")
-    assert isinstance(info.value.__cause__, RuntimeError)
+    assert isinstance(info.value.__cause__, RuntimeError) and not isinstance(info.value, jg.SpecError)
 
 
 def test_non_tensor_input(model):
-    with pytest.raises(jg.BlockRuntimeError, match=r"input `x` of program `forward` must be a torch.Tensor, got list"):
+    with pytest.raises(jg.BlockRuntimeError) as info:
         model(x=[[0.0] * 4], y=torch.randn(1, 4))
+    _located(info, "input `x` should be a torch tensor [B, 4], got list", "torch.as_tensor(x, dtype=torch.float32)")
 
 
 def test_the_model_still_works_after_a_failure(model):
@@ -166,7 +191,7 @@ def test_the_model_still_works_after_a_failure(model):
 def test_inputs_that_would_broadcast_are_refused_before_running():
     """[1, 16] next to [4, 16] would broadcast into a wrong energy; it is named instead."""
     model = jg.compile(SPECS / "seed_world_model.yaml")
-    with pytest.raises(jg.BlockRuntimeError, match=r"different batch sizes \(`x`: 4, `x_next`: 1, `a`: 4\)"):
+    with pytest.raises(jg.BlockRuntimeError, match=r"disagree on the batch size: `x` has 4, `x_next` has 1, `a` has 4"):
         model(x=torch.randn(4, 16), x_next=torch.randn(1, 16), a=torch.randn(4, 4))
     with pytest.raises(jg.BlockRuntimeError, match=r"input `x_next` should be \[B, 16\], got \[4, 1, 16\]"):
         model.energy(x=torch.randn(4, 16), x_next=torch.randn(4, 1, 16), a=torch.randn(4, 4))

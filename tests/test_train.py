@@ -217,8 +217,9 @@ def test_user_dataset_with_names():
     ds = torch.utils.data.TensorDataset(xs, xs.roll(1, 0))
     r = jg.train(tiny(), ds, names=["x", "x_next"], steps=3, batch_size=8, progress=False)
     assert len(r.losses) == 3
-    with pytest.raises(jg.SpecError, match="yields x but `tiny` needs x_next"):
+    with pytest.raises(jg.SpecError, match=r"input `x_next` is missing") as e:
         jg.train(tiny(), {"x": xs}, steps=1, batch_size=8, progress=False)
+    assert e.value.first.loc is not None and e.value.first.hint == "add `x_next` [B, 6] to the batch"
 
 
 def test_cli_train_resume_and_plot(tmp_path, capsys):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import SpecError
+from .common import positive_int
 
 HELP = "the main job on the built-in default"
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -24,8 +25,8 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 def add_arguments(p) -> None:
     p.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")
-    p.add_argument("--batch", type=int, default=32, help="batch size of the random-input runs")
-    p.add_argument("--steps", type=int, default=1000, help="training steps of the Two Rooms world model")
+    p.add_argument("--batch", type=positive_int, default=32, help="batch size of the random-input runs")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps of the Two Rooms world model")
     p.add_argument("--quick", action="store_true", help="only validate, compile and run every spec")
 
 

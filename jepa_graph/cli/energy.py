@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import yaml
+from pathlib import Path
 
 from ..core.errors import SpecError
+from ..frontend.parse_yaml import parse_value
 from .common import add_path_option, out
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    if Path(args.output).suffix.lower() != ".png":  # before any work: matplotlib would fail at the end
+        raise SpecError(f"cannot write the plot to `{args.output}`: the energy plot is a PNG",
+                        hint="give an output ending in .png, e.g. -o energy.png")
     # torch: the model, its inference and the data
     import torch
 
@@ -60,9 +64,9 @@ def run(args) -> int:
     for w in args.with_:
         key, value = _kv(w)
         try:
-            params[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise SpecError(f"`--with {w}`: the value is not valid YAML", hint="e.g. --with paired=true") from None
+            params[key] = parse_value(value)  # the bounds of spec files: no tags, no alias bombs
+        except SpecError as e:
+            raise SpecError(f"`--with {w}`: {e.first.message}", hint=e.first.hint or "e.g. --with paired=true") from None
     batch, what = _batch(model, args, params)
     out(f"data: {what}")
     if not args.along and not latent_spaces(model):
@@ -138,4 +142,7 @@ def _batch(model, args, params: dict) -> tuple[dict[str, torch.Tensor], str]:
     if model.spec.train and model.spec.train.data and model.spec.train.data.source == source:
         params = {**model.spec.train.data.params, **params}
     src = make_source(source, params, spec_inputs(model), args.seed)
-    return src.batch(0, 8), f"8 samples of `{source}`" + (f" with {params}" if params else "")
+    data = model.spec.train.data if model.spec.train and model.spec.train.data else None
+    rename = data.rename if data is not None and data.source == source else {}  # as training feeds the spec
+    batch = {rename.get(k, k): v for k, v in src.batch(0, 8).items()}
+    return batch, f"8 samples of `{source}`" + (f" with {params}" if params else "")

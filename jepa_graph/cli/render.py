@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import add_path_option
+from .common import add_path_option, positive_float
 
 HELP = "draw the architecture diagram (svg, png, pdf, dot)"
 
@@ -33,6 +33,8 @@ def add_arguments(p) -> None:
                         "hierarchy level): "
                         "an unknown NAME lists the spec's own")
     p.add_argument("--legend", action="store_true", help="add the notation key beside the diagram")
+    p.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help="longest time dot may take to lay out the diagram (default: diagrams.LAYOUT_TIMEOUT, 120)")
     p.add_argument("--gallery", metavar="DIR", default=None,
                    help="render every spec in SPEC (a folder, default specs/) into DIR as .svg and .dot")
     p.add_argument("--check", action="store_true", help="with --gallery: only report stale pictures, exit 1 if any")
@@ -65,7 +67,7 @@ def run(args) -> int:
     try:
         d = render(args.spec, out, shapes=args.shapes, params=args.params, rankdir=args.rankdir,
                    depth=args.depth, highlight=args.highlight, program=args.program, legend=args.legend,
-                   search_path=args.path)
+                   search_path=args.path, **({} if args.timeout is None else {"timeout": args.timeout}))
     except DotError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1

@@ -5,27 +5,16 @@ Every message names both ends of the offending edge and points at the edge in th
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ..core.errors import Diagnostic, article, did_you_mean, in_jepa
-from .graph import SCALAR_KINDS, Graph, Node, Term
+from ..frontend.spec import EmaParams
+from .graph import SCALAR_KINDS, Graph, Level, Node, Term, WorldModel
 
 _REPRESENTATION_KINDS = ("encoder", "predictor", "op", "actor", "port", "input")
 _NO_ACTION_OR_LATENT = ("encoder", "actor", "critic")  # s = Enc(x) sees observations only
-
-
-class EmaParams(BaseModel):
-    """``with:`` of an EMA target: momentum (constant or [start, end]) and its schedule."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    momentum: float | tuple[float, float] = (0.996, 1.0)  # I-JEPA's default range
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-
-    def range(self) -> tuple[float, float]:
-        return (self.momentum, self.momentum) if isinstance(self.momentum, float) else tuple(self.momentum)
 
 
 def _what(n: Node) -> str:
@@ -246,9 +235,12 @@ def _usage(g: Graph, errors: list[Diagnostic]) -> None:
         if resolved is None:
             continue
         if path[0] == "world_model":
-            g.world_model = resolved
+            g.world_model = WorldModel(**resolved, stride=wm.stride)
         else:
-            g.levels.append(resolved)
+            g.levels.append(Level(**resolved, stride=wm.stride, name=wm.name, index=path[1], subgoal=wm.subgoal,
+                                  below=spec.levels[path[1] - 1].name if path[1] else None))
+    if len(g.levels) == len(spec.levels):  # each level resolved: how they stack
+        _levels(g, at, errors)
     _latent_encoders(g, errors)
     _unused(g)
 
@@ -272,9 +264,10 @@ def _latent_encoders(g: Graph, errors: list[Diagnostic]) -> None:
 
 
 def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
+    """The graph names of a world model's (or level's) encoder, predictor, action and latent."""
     need = {"encoder": ("call", "encoder"), "predictor": ("call", "predictor"),
             "action": ("action", "action"), "latent": ("latent", "latent")}
-    out = {"stride": wm.stride, "name": getattr(wm, "name", "world_model"), "subgoal": getattr(wm, "subgoal", None)}
+    out: dict[str, str | None] = {}
     ok = True
     for field, (op, kind) in need.items():
         ref = getattr(wm, field)
@@ -310,10 +303,60 @@ def _world_model(g: Graph, what: str, wm, path, at, errors) -> dict | None:
     return out
 
 
+def _levels(g: Graph, at, errors: list[Diagnostic]) -> None:
+    """How levels stack: level k+1 steps over whole steps of level k (its stride is a multiple of
+    level k's) and encodes level k's states alone, so its ``subgoal`` distance can compare
+    Enc_{k+1}(a level-k state) with what level k+1 planned. The world model, when it unrolls a
+    level (the same encoder and predictor), has that level's stride. The lowest level has no
+    level below to give a subgoal to: a ``subgoal`` written there is a warning."""
+    spec, src = g.spec, g.spec.source
+    for lv in g.levels:
+        decl, path = spec.levels[lv.index], ("levels", lv.index)
+        if lv.below is None:
+            if src is not None and path + ("subgoal",) in src.values:
+                g.warnings.append(Diagnostic(
+                    f"level `{lv.name}` is the lowest level: its `subgoal` is not used", at(*path, "subgoal", key=False),
+                    "a level's subgoal is the distance between its encoding of the states of the level below and "
+                    "what it planned; remove it here", severity="warning"))
+            continue
+        below, bdecl = g.levels[lv.index - 1], spec.levels[lv.index - 1]
+        if lv.stride % below.stride:  # also a shorter stride than the level below
+            errors.append(Diagnostic(
+                f"level `{lv.name}` has stride {lv.stride}, not a multiple of the stride {below.stride} of level "
+                f"`{below.name}` below it", at(*path, "stride", key=False),
+                f"one level-`{lv.name}` step spans whole level-`{below.name}` steps: use a multiple of {below.stride}, "
+                f"e.g. {below.stride * max(2, -(-lv.stride // below.stride))}",
+                related=[(f"level `{below.name}`'s stride", at("levels", below.index, "stride", key=False))]))
+        reads = g.ancestors([lv.encoder], cut={below.encoder})
+        if below.encoder not in reads:
+            errors.append(Diagnostic(
+                f"level `{lv.name}`: encoder `{decl.encoder}` does not read the states of level `{below.name}` "
+                f"(encoder `{bdecl.encoder}`)", at(*path, "encoder", key=False),
+                f"level k+1 encodes level k's states, so its subgoal can compare them: wire `{bdecl.encoder}` "
+                f"into `{decl.encoder}`, or order `levels:` lowest first"))
+            continue
+        other = [n for n in reads if g.nodes[n].is_var]
+        if other:
+            errors.append(Diagnostic(
+                f"level `{lv.name}`: encoder `{decl.encoder}` reads {_what(g.nodes[other[0]])} `{other[0]}` besides "
+                f"the states of level `{below.name}`", at(*path, "encoder", key=False),
+                f"its subgoal encodes a level-`{below.name}` state alone: feed `{decl.encoder}` from "
+                f"`{bdecl.encoder}` only", related=[(f"`{other[0]}`", g.nodes[other[0]].loc)]))
+    wm = g.world_model
+    same = next((lv for lv in g.levels if wm and (lv.encoder, lv.predictor) == (wm.encoder, wm.predictor)), None)
+    if same is not None and same.stride != wm.stride:
+        errors.append(Diagnostic(
+            f"world_model unrolls level `{same.name}` (the same encoder and predictor) with stride {wm.stride}, "
+            f"but the level has stride {same.stride}", at("world_model", "stride", key=False),
+            f"give them one stride: `stride: {same.stride}` on world_model" if not in_jepa(at("world_model"))
+            else f"give them one stride: `stride={same.stride}` on the world_model line",
+            related=[(f"level `{same.name}`'s stride", at("levels", same.index, "stride", key=False))]))
+
+
 def _unused(g: Graph) -> None:
     sinks = [t.node for t in g.objective + g.costs]
     for wm in ([g.world_model] if g.world_model else []) + g.levels:
-        sinks += [wm[k] for k in ("encoder", "predictor", "action", "latent") if wm[k]]
+        sinks += [wm.encoder, wm.predictor, *wm.steps]
     sinks += list(g.outputs.values())
     sinks += [n.decl.encoder for n in g.nodes.values() if n.op == "latent" and n.decl.encoder in g.nodes]
     sinks += [n.name for n in g.nodes.values() if n.kind in ("actor", "critic", "cost")]

@@ -76,7 +76,7 @@ class Node:
         return self.name if self.op != "call" else f"{self.name} ({self.kind}.{self.type})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Term:
     """One weighted objective or cost term: a scalar block, or a latent's regulariser R(z)."""
 
@@ -86,14 +86,50 @@ class Term:
     latent_reg: str | None = None  # "l1" etc. when the term is R(z) of latent ``node``
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorldModel:
+    """What planning unrolls, as graph node names: s_0 = encoder(x), s_{t+1} = predictor(s_t, a_t, z_t).
+
+    ``stride`` counts environment steps per predictor step. Programs: ``encode``, ``step`` and,
+    with an action or a latent to unroll, ``rollout`` (:mod:`.programs`)."""
+
+    encoder: str
+    predictor: str
+    action: str | None = None
+    latent: str | None = None
+    stride: int = 1
+    name: str = ""  # "" for the spec's world model; a level's name otherwise
+
+    @property
+    def what(self) -> str:
+        """How messages name it: ``world_model`` or ``level `high```."""
+        return "world_model" if not self.name else f"level `{self.name}`"
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The variables a rollout takes one of per step: the action and the latent (graph names)."""
+        return tuple(v for v in (self.action, self.latent) if v)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Level(WorldModel):
+    """One level of a hierarchy, lowest first. Level k+1 encodes level k's states (``below``);
+    ``subgoal`` is the distance between that encoding and what level k+1 planned."""
+
+    name: str
+    index: int = 0
+    subgoal: str = "l2"  # l2 | l1 | smooth_l1 | cosine: an energy type
+    below: str | None = None  # the level whose states this one encodes; None for the lowest
+
+
 @dataclass
 class Graph:
     spec: Spec
     nodes: dict[str, Node] = field(default_factory=dict)
     objective: list[Term] = field(default_factory=list)
     costs: list[Term] = field(default_factory=list)
-    world_model: dict[str, Any] | None = None  # encoder/predictor/action/latent graph names, stride
-    levels: list[dict[str, Any]] = field(default_factory=list)
+    world_model: WorldModel | None = None
+    levels: list[Level] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # exported names (composite files)
     warnings: list[Diagnostic] = field(default_factory=list)
     composites: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> info (render)

@@ -1,17 +1,8 @@
 """Lowering: a pruned sub-graph -> a torch.fx GraphModule of straight-line torch code.
 
-Each program keeps only the nodes its outputs depend on. ``cut`` replaces nodes by placeholders
-(``step`` takes the state where the encoder would be), so one graph yields every program:
-
-=========== ===============================================================================
-forward     every block output, plus ``energy`` (per sample) and ``loss`` (the objective)
-energy      E(x, y, z) per sample: the objective's per-sample terms and latent penalties R(z)
-loss        the training objective (a scalar): the weighted sum of all objective terms
-encode      s = Enc(x) for the world model (and ``encode_<level>`` per level)
-step        s' = Pred(s, a, z): one world-model step (and ``step_<level>``)
-cost        C(s) = sum_k w_k C_k(s, goal...): the planning cost of a state, per sample
-act         a = Actor(s)
-=========== ===============================================================================
+Each program (declared in :mod:`.programs`) keeps only the nodes its outputs depend on. ``cut``
+replaces nodes by placeholders (``step`` takes the state where the encoder would be), so one
+graph yields every program.
 
 The generated code calls each block as a submodule (``self.blocks.enc(x)``); no graph is
 interpreted at run time, and the result compiles under ``torch.compile(fullgraph=True)``.
@@ -25,15 +16,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from .graph import Graph, Term, SCALAR_KINDS
-
-_PY_KEYWORDS = {"lambda", "in", "if", "else", "def", "class", "return", "for", "while", "with", "as", "is",
-                "not", "and", "or", "from", "import", "global", "pass", "raise", "try", "yield", "del"}
-
-
-def fx_name(name: str) -> str:
-    n = name.replace("/", "__")
-    return n + "_" if n in _PY_KEYWORDS else n
+from .graph import Graph, Term
+from .programs import Program, energy_terms, fx_name  # noqa: F401 (energy_terms, fx_name: imported from here too)
 
 
 # Latent capacity regularisers R(z), per sample. Module-level functions so fx code can call them.
@@ -60,6 +44,11 @@ class Lowering:
 
     def __init__(self, g: Graph, root: nn.Module):
         self.g, self.root = g, root
+
+    def build(self, p: Program) -> fx.GraphModule:
+        """The GraphModule of a declared :class:`~.programs.Program`."""
+        return self.program(dict(p.outputs), cut=dict(p.cut), terms={k: (list(ts), mode) for k, ts, mode in p.terms},
+                            name=p.title)
 
     def program(self, outputs: dict[str, str], cut: dict[str, str] | None = None,
                 terms: dict[str, tuple[list[Term], str]] | None = None, name: str = "program") -> fx.GraphModule:
@@ -160,11 +149,53 @@ class Lowering:
         return acc if acc is not None else 0.0
 
 
-def energy_terms(g: Graph) -> list[Term]:
-    """The objective's per-sample terms: E(x, y, z) without batch-level regularisers."""
-    out = []
-    for t in g.objective:
-        n = g.nodes[t.node]
-        if t.latent_reg or (n.kind in SCALAR_KINDS and n.ttype is not None and n.ttype.batched):
-            out.append(t)
-    return out
+
+class Rollout(nn.Module):
+    """``H`` steps of a lowered ``step`` program, batched: ``state`` (B, *S) and, for each name in
+    ``steps`` (the action, the latent), a sequence (B, H, ...) -> ``{"states": (B, H, *S)}``, row
+    ``t`` the state after step t + 1. Other step inputs hold for the whole rollout.
+
+    A plain loop over H calling the step's generated code: torch.compile unrolls it, and a
+    planner batches every candidate of every environment into B (rows ``c * B + b``)."""
+
+    def __init__(self, step: fx.GraphModule, steps: tuple[str, ...]):
+        super().__init__()
+        self.step = step
+        self.steps = steps
+        self.args = [n.target for n in step.graph.nodes if n.op == "placeholder"]
+
+    def forward(self, state: torch.Tensor, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        seqs = [(k, inputs.pop(k)) for k in self.steps]  # (B, H, ...) each
+        horizon = seqs[0][1].shape[1]
+        if any(v.shape[1] != horizon for _, v in seqs):
+            raise ValueError("the step inputs disagree on the horizon H")
+        states = []
+        for t in range(horizon):
+            state = self.step.forward(state=state, **inputs, **{k: v[:, t] for k, v in seqs})["state"]
+            states.append(state)
+        return {"states": torch.stack(states, 1)}
+
+    @torch.no_grad()
+    def failing_step(self, inputs: dict[str, torch.Tensor]) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """(t, the step's inputs at step t) for the first step that raises on ``inputs`` (None:
+        none does): how a failure is traced to the step, then to the block, that raised it."""
+        state, seqs = inputs["state"], [(k, inputs[k]) for k in self.steps]
+        rest = {k: v for k, v in inputs.items() if k != "state" and k not in self.steps}
+        for t in range(min(v.shape[1] for _, v in seqs)):
+            feed = {"state": state, **rest, **{k: v[:, t] for k, v in seqs}}
+            try:
+                state = self.step.forward(**feed)["state"]
+            except Exception:  # the failure the caller caught; only its step is wanted
+                return t, feed
+        return None
+
+    @property
+    def code(self) -> str:
+        """The rollout as Python source (the step's own code: ``.step.code``)."""
+        per = ", ".join(f"{k}={k}[:, t]" if k in self.steps else f"{k}={k}" for k in self.args)
+        return (f"def forward(self, {', '.join(self.args)}):\n"
+                f"    states = []  # H steps of the step program, batched: {self.steps[0]} is (B, H, ...)\n"
+                f"    for t in range({self.steps[0]}.shape[1]):\n"
+                f"        state = self.step({per})['state']\n"
+                f"        states.append(state)\n"
+                f"    return {{'states': torch.stack(states, 1)}}\n")

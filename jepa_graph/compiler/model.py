@@ -1,5 +1,5 @@
-"""The compiled model: one nn.Module holding every block's weights, and the programs lowered
-from the graph (see :mod:`jepa_graph.lower`).
+"""The compiled model: one nn.Module holding every block's weights, and the programs of its
+table (:mod:`.programs`), each lowered once (:mod:`.lower`) and cached by name.
 
 Example::
 
@@ -7,6 +7,7 @@ Example::
     out = model(x=x, x_next=x1, a=a, z=z)        # dict: every block output, "energy", "loss"
     s = model.encode(x=x)["state"]               # (B, state)
     s1 = model.step(state=s, a=a, z=z)["state"]  # one world-model step
+    ss = model.rollout(state=s, a=a_seq, z=z_seq)["states"]  # (B, H, state): H steps at once
     model.update_ema(progress=0.3)               # EMA targets follow their momentum schedule
 """
 from __future__ import annotations
@@ -18,19 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.fx as fx
 import torch.nn as nn
 
-from ..core.errors import BlockRuntimeError, SpecError
+from ..core.errors import BlockRuntimeError, Diagnostic, SpecError
 from ..core.gc_pause import paused_gc
 from .graph import Graph
-from .lower import Lowering, energy_terms
-from ..runtime.locate import failing_block
+from .lower import Lowering, Rollout
+from .programs import Arg, Program, fx_name, signature, table
+from ..runtime.inputs import InputError, input_problem
+from ..runtime.locate import culprit
 from .pipeline import check
 from ..frontend.spec import Spec
 
 log = logging.getLogger(__name__)
-_DTYPES = {"float": torch.float32, "long": torch.long, "bool": torch.bool}
 
 
 class CompiledModel(nn.Module):
@@ -41,8 +42,11 @@ class CompiledModel(nn.Module):
         self.graph = graph
         self.spec: Spec = graph.spec
         self.blocks = nn.ModuleDict()
-        self._programs: dict[str, fx.GraphModule] = {}
-        self._signatures: dict[str, list] = {}
+        self.programs: dict[str, Program] = table(graph)  # the spec's programs, by name
+        self._declared: dict[str, Program] = dict(self.programs)  # and those walks declare (training...)
+        self._programs: dict[str, nn.Module] = {}  # the one cache of lowered programs
+        self._signatures: dict[str, tuple[Arg, ...]] = {}
+        self._fast: dict[str, tuple] = {}  # per program: what run() checks on every call
         self._ema_items: list | None = None
         for n in graph.topo():
             if n.op != "call" or n.module in self.blocks:
@@ -66,69 +70,46 @@ class CompiledModel(nn.Module):
 
     # ------------------------------------------------------------------------------ programs
     def program_names(self) -> list[str]:
-        """The programs this spec supports."""
-        g = self.graph
-        names = ["forward"]
-        if energy_terms(g):
-            names.append("energy")
-        if g.objective:
-            names.append("loss")
-        if g.world_model:
-            names += ["encode", "step"]
-        if g.costs:
-            names.append("cost")
-        if any(n.kind == "actor" for n in g.nodes.values()):
-            names.append("act")
-        for lv in g.levels:
-            names += [f"encode_{lv['name']}", f"step_{lv['name']}"]
-        return names
+        """The programs this spec supports (its table: :func:`.programs.table`)."""
+        return list(self.programs)
 
-    def program(self, name: str) -> fx.GraphModule:
-        """The fx GraphModule of a program (built on first use). ``.code`` shows its source."""
-        if name not in self._programs:
-            if name not in self.program_names():
-                raise SpecError(f"`{self.spec.name}` has no program `{name}`",
-                                hint="programs here: " + ", ".join(self.program_names()))
-            self._programs[name] = self._build(name)
-            self._signatures[name] = [  # (placeholder, per-sample shape) of each variable input
-                (p, n.ttype.shape) for p in self.input_names(name)
-                if (n := self.graph.nodes.get(p.replace("__", "/"))) is not None and n.is_var and n.ttype is not None]
-        return self._programs[name]
+    def declaration(self, name: str | Program) -> Program:
+        """The :class:`Program` behind ``name``; a Program is declared here (once per name)."""
+        if isinstance(name, Program):
+            known = self._declared.setdefault(name.name, name)
+            if known != name:
+                raise ValueError(f"program `{name.name}` is declared twice, differently")
+            return known
+        if name not in self._declared:
+            raise SpecError(f"`{self.spec.name}` has no program `{name}`",
+                            hint="programs here: " + ", ".join(self.program_names()))
+        return self._declared[name]
+
+    def program(self, name: str | Program) -> nn.Module:
+        """The module of a program (lowered on first use, then cached): an fx GraphModule, or
+        a :class:`~.lower.Rollout` of one. ``.code`` shows its source. ``name`` is a table entry
+        or a :class:`Program` a walk declares (e.g. the training step)."""
+        key = name if isinstance(name, str) else name.name
+        prog = self._programs.get(key)
+        if prog is None or not isinstance(name, str):
+            p = self.declaration(name)
+            if prog is None:
+                prog = self._programs[key] = self._build(p)
+                self._fast_check(key)
+        return prog
 
     @paused_gc()  # lowering makes many objects, no garbage: see gc_pause
-    def _build(self, name: str) -> fx.GraphModule:
-        g, low = self.graph, self._lower
-        calls = [n for n in g.nodes.values() if n.op == "call"]
-        if name == "forward":
-            terms = {}
-            if energy_terms(g):
-                terms["energy"] = (energy_terms(g), "sum")
-            if g.objective:
-                terms["loss"] = (g.objective, "loss")
-            return low.program({n.name: n.name for n in calls}, terms=terms, name="Forward")
-        if name == "energy":
-            return low.program({}, terms={"energy": (energy_terms(g), "sum")}, name="Energy")
-        if name == "loss":
-            return low.program({}, terms={"loss": (g.objective, "loss")}, name="Loss")
-        if name == "cost":
-            cut = {}
-            if g.world_model:
-                cut = {g.world_model["predictor"]: "state", g.world_model["encoder"]: "state"}
-            terms = {"cost": (g.costs, "sum")}
-            return low.program({t.name: t.node for t in g.costs}, cut=cut, terms=terms, name="Cost")
-        if name == "act":
-            actors = [n for n in calls if n.kind == "actor"]
-            cut = {g.world_model["encoder"]: "state"} if g.world_model else {}
-            outs = {"action": actors[0].name}
-            outs.update({n.name: n.name for n in actors[1:]})
-            return low.program(outs, cut=cut, name="Act")
-        level = name.partition("_")[2]
-        wm = g.world_model if not level else next(lv for lv in g.levels if lv["name"] == level)
-        if name.startswith("encode"):
-            return low.program({"state": wm["encoder"]}, name="Encode")
-        if name.startswith("step"):
-            return low.program({"state": wm["predictor"]}, cut={wm["encoder"]: "state"}, name="Step")
-        raise SpecError(f"unknown program `{name}`")
+    def _build(self, p: Program) -> nn.Module:
+        if p.unroll is not None:
+            return Rollout(self.program(p.unroll), tuple(fx_name(v) for v in p.level.steps))
+        return Lowering(self.graph, self).build(p)
+
+    def signature(self, name: str | Program) -> tuple[Arg, ...]:
+        """A program's inputs as data (placeholder name, per-sample type, spec location), in order."""
+        key = name if isinstance(name, str) else name.name
+        if key not in self._signatures:
+            self._signatures[key] = signature(self.graph, self.declaration(name))
+        return self._signatures[key]
 
     def code(self, name: str = "forward") -> str:
         """Generated Python source of a program."""
@@ -136,19 +117,50 @@ class CompiledModel(nn.Module):
 
     # ------------------------------------------------------------------------------- calling
     def run(self, name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run program ``name`` on keyword inputs; failures name the block and its spec line."""
-        prog = self.program(name)
+        """Run program ``name`` on keyword inputs. Inputs that do not fit are an :class:`InputError`
+        at their declaration; a block that fails is named with its spec line."""
+        prog = self._programs.get(name) or self.program(name)
+        fast = self._fast.get(name) or self._fast_check(name)
         batch = None
-        for key, shape in self._signatures[name]:  # mis-shaped inputs would broadcast silently
+        for key, lead, shape, dtype in fast:  # mis-shaped inputs would broadcast silently
             v = inputs.get(key)
-            if v is None or not isinstance(v, torch.Tensor) or v.dim() == 0 or v.shape[1:] != shape or \
-                    (batch is not None and v.shape[0] != batch):
-                raise self._locate(name, prog, inputs, ValueError("bad input")) from None
+            if v is None or not isinstance(v, torch.Tensor) or v.dim() < lead or v.shape[lead:] != shape or \
+                    (dtype is not None and v.dtype is not dtype) or (batch is not None and v.shape[0] != batch):
+                self.check_inputs(inputs, name)  # the located message; it raises
+                break
             batch = v.shape[0]
         try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
             return prog.forward(**inputs)
         except Exception as e:  # re-raised with the block's name and location; never swallowed
             raise self._locate(name, prog, inputs, e) from e
+
+    def _fast_check(self, name: str) -> tuple:
+        """(key, leading dims, per-sample shape, dtype or None) per input, for :meth:`run`."""
+        w = self._weight()
+        dtypes = {"float": w.dtype if w is not None else None, "long": torch.int64, "bool": torch.bool}
+        self._fast[name] = tuple((a.name, 2 if a.steps else 1, torch.Size(a.ttype.shape), dtypes.get(a.ttype.dtype))
+                                 for a in self.signature(name) if a.ttype is not None)
+        return self._fast[name]
+
+    def _weight(self) -> torch.Tensor | None:
+        """A floating parameter: the dtype and device float inputs must have (None: no weights)."""
+        return next((p for p in self.parameters() if p.is_floating_point()), None)
+
+    def input_problem(self, inputs: dict[str, Any], args: Any = "forward", *, device: bool = True,
+                      unexpected: bool = False) -> Diagnostic | None:
+        """The first way ``inputs`` do not fit ``args`` (a program, by name or declaration, or :class:`Arg` s),
+        located at the input's declaration (:func:`jepa_graph.runtime.inputs.input_problem`)."""
+        named = isinstance(args, (str, Program))
+        name = args.name if isinstance(args, Program) else args
+        return input_problem(self.signature(args) if named else args, inputs, weights=self._weight(),
+                             device=device, owner=self.spec.name,
+                             unexpected=f"program `{name}` of `{self.spec.name}`" if unexpected and named else None)
+
+    def check_inputs(self, inputs: dict[str, Any], args: Any = "forward", *, device: bool = True) -> None:
+        """Raise :class:`InputError` unless ``inputs`` fit program ``args`` exactly (no other keys)."""
+        bad = self.input_problem(inputs, args, device=device, unexpected=isinstance(args, (str, Program)))
+        if bad is not None:
+            raise InputError(bad)
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """All named outputs: every block's tensor, ``energy`` (B,) and ``loss`` (scalar)."""
@@ -168,76 +180,62 @@ class CompiledModel(nn.Module):
     def step(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.run("step", inputs)
 
+    def rollout(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """H world-model steps at once: ``state`` (B, *S), action/latent (B, H, ...) -> ``states`` (B, H, *S)."""
+        return self.run("rollout", inputs)
+
     def cost(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.run("cost", inputs)
 
     def act(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.run("act", inputs)
 
-    def input_names(self, name: str = "forward") -> list[str]:
+    def input_names(self, name: str | Program = "forward") -> list[str]:
         """Placeholder names of a program, in order."""
-        return [n.target for n in self.program(name).graph.nodes if n.op == "placeholder"]
+        return [a.name for a in self.signature(name)]
 
-    def example_inputs(self, batch: int = 4, name: str = "forward", device=None) -> dict[str, torch.Tensor]:
-        """Random inputs of the right shapes for a program (long inputs are valid indices)."""
+    def example_inputs(self, batch: int = 4, name: str = "forward", device=None,
+                       horizon: int = 3) -> dict[str, torch.Tensor]:
+        """Random inputs of the right shapes for a program (long inputs are valid indices; a
+        rollout's step inputs have ``horizon`` steps). The program is built here, so a
+        ``torch.compile`` that follows traces the call alone."""
+        self.program(name)
         g = self.graph
+        w = self._weight()
         out = {}
-        for p in self.input_names(name):
-            node = g.nodes.get(p.replace("__", "/"))
-            if node is None:  # a cut placeholder such as "state"
-                level = name.partition("_")[2]  # step_<level> takes that level's state
-                wm = next((lv for lv in g.levels if lv["name"] == level), None) or g.world_model or {}
-                src = g.nodes[wm.get("encoder") or next(iter(g.nodes))]
-                t = src.ttype
-            else:
-                t = node.ttype
+        for a in self.signature(name):
+            node, t = g.nodes[a.node], a.ttype
+            lead = (batch, horizon) if a.steps else (batch,)
             if t.dtype == "long":
-                hi = _index_range(g, node)
-                out[p] = torch.stack([torch.randperm(hi, device=device)[: t.shape[-1]] for _ in range(batch)]) \
-                    if len(t.shape) == 1 else torch.randint(0, hi, (batch, *t.shape), device=device)
+                hi = _index_range(g, node if node.is_var else None)
+                v = torch.stack([torch.randperm(hi, device=device)[: t.shape[-1]] for _ in range(math.prod(lead))]) \
+                    if len(t.shape) == 1 else torch.randint(0, hi, (*lead, *t.shape), device=device)
+                out[a.name] = v.reshape(*lead, *t.shape)
             elif t.dtype == "bool":
-                out[p] = torch.rand(batch, *t.shape, device=device) > 0.5
+                out[a.name] = torch.rand(*lead, *t.shape, device=device) > 0.5
             else:
-                out[p] = torch.randn(batch, *t.shape, device=device)
-                if node is not None and node.op == "action" and node.decl.bounds:
+                out[a.name] = torch.randn(*lead, *t.shape, device=device, dtype=w.dtype if w is not None else None)
+                if node.op == "action" and node.decl.bounds:
                     lo, hi = node.decl.bounds
-                    out[p] = out[p].clamp(lo, hi)
+                    out[a.name] = out[a.name].clamp(lo, hi)
         return out
 
-    def _locate(self, name: str, prog: fx.GraphModule, inputs: dict, err: Exception) -> Exception:
-        if isinstance(err, BlockRuntimeError):
+    def _locate(self, name: str, prog: nn.Module, inputs: dict, err: Exception) -> Exception:
+        """``err`` from running program ``name``: bad inputs (the input check's message), else the
+        block that raised it, with its spec line."""
+        if isinstance(err, (BlockRuntimeError, SpecError)):
             return err
-        want = self.input_names(name)
-        missing = [w for w in want if w not in inputs]
-        extra = [k for k in inputs if k not in want]
-        if missing or extra:
-            msg = f"program `{name}` of `{self.spec.name}` takes inputs ({', '.join(want)})"
-            if missing:
-                msg += f"; missing: {', '.join(missing)}"
-            if extra:
-                msg += f"; unexpected: {', '.join(extra)}"
-            return BlockRuntimeError(msg)
-        batches = {}
-        for p in want:
-            node = self.graph.nodes.get(p.replace("__", "/"))
-            v = inputs[p]
-            if not isinstance(v, torch.Tensor):
-                return BlockRuntimeError(f"input `{p}` of program `{name}` must be a torch.Tensor, got {type(v).__name__}")
-            if v.dim() == 0:
-                return BlockRuntimeError(f"input `{p}` of program `{name}` has no batch dim (a batch of one is `{p}[None]`)")
-            if node is not None and node.ttype is not None and tuple(v.shape[1:]) != node.ttype.shape:
-                unbatched = f" (no batch dim? a batch of one is `{p}[None]`)" if tuple(v.shape) == node.ttype.shape else ""
-                return BlockRuntimeError(f"{node.loc}: input `{p}` should be {node.ttype}, got {list(v.shape)}{unbatched}")
-            batches[p] = v.shape[0] if v.dim() else None
-        if len(set(batches.values())) > 1:  # every input carries the same batch B
-            return BlockRuntimeError(f"program `{name}` of `{self.spec.name}`: inputs have different batch sizes ("
-                                     + ", ".join(f"`{k}`: {b}" for k, b in batches.items()) + ")")
-        failing = failing_block(prog, inputs)
-        if failing is not None:
-            n = self.graph.nodes[failing]
-            return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed in program `{name}`: "
-                                     f"{type(err).__name__}: {err}")
-        return BlockRuntimeError(f"program `{name}` of `{self.spec.name}` failed: {type(err).__name__}: {err}")
+        bad = self.input_problem(inputs, name, unexpected=True)
+        if bad is not None:
+            return InputError(bad)
+        where, whole = f"in program `{name}`", f"program `{name}` of `{self.spec.name}`"
+        if isinstance(prog, Rollout):  # the step (then the block) that raised
+            found = prog.failing_step(inputs)
+            if found is None:
+                return BlockRuntimeError(f"{whole} failed: {type(err).__name__}: {err}")
+            prog, inputs = prog.step, found[1]
+            where += f" at step {found[0] + 1}"
+        return culprit(prog, inputs, err, where, whole, self.graph.nodes)
 
     # ---------------------------------------------------------------------------------- EMA
     def ema_pairs(self) -> list[tuple[str, str, Any]]:
@@ -269,7 +267,10 @@ class CompiledModel(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         self._ema_items = None  # .to()/.cuda() may replace tensors; gather them again
-        return super()._apply(fn, *args, **kwargs)
+        out = super()._apply(fn, *args, **kwargs)
+        for name in list(self._fast):  # .to(dtype) changes the dtype inputs must have; eagerly, not in a trace
+            self._fast_check(name)
+        return out
 
     # ---------------------------------------------------------------------------------- info
     def num_parameters(self, trainable_only: bool = False) -> int:

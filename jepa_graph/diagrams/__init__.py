@@ -15,14 +15,13 @@ result's ``errors`` lists the diagnostics (the CLI exits 2 on them).
 """
 from __future__ import annotations
 
-import sys
-import types
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import graphviz
-
+from ..core.atomic import atomic_write
 from ..core.errors import Diagnostic, SpecError, did_you_mean
 from .layout import RANKDIRS, Emphasis, Options, to_dot
 from .scene import Scene
@@ -32,6 +31,13 @@ FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "d
 
 class DotError(RuntimeError):
     """Graphviz's ``dot`` could not draw the diagram (the DOT source can still be written)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message + (f"\nhint: {hint}" if hint else ""))
+        self.message, self.hint = message, hint
+
+
+LAYOUT_TIMEOUT = 120.0  # seconds; dot's layout can grow much faster than linearly on very wide graphs
 
 
 class MissingDot(DotError):
@@ -53,16 +59,19 @@ class Diagram:
 
 def render(obj: Any, path: str | Path, *, shapes: bool = True, params: bool = True, rankdir: str = "LR",
            depth: int | None = None, highlight: tuple[str, ...] | list[str] = (), program: str | None = None,
-           legend: bool = False, search_path: list[str] | None = None) -> Diagram:
+           legend: bool = False, search_path: list[str] | None = None,
+           timeout: float | None = LAYOUT_TIMEOUT) -> Diagram:
     """Draw ``obj`` (a spec file path, a :class:`~jepa_graph.spec.Spec` or a compiled model) to ``path``.
 
     The format comes from the extension: ``.svg``, ``.png``, ``.pdf`` or ``.dot``/``.gv``.
     ``shapes``/``params`` toggle tensor shapes on edges and parameter counts on blocks;
     ``depth`` collapses composites nested deeper than it (0: all collapsed); ``highlight``
     outlines blocks; ``program`` colours what one of the spec's programs computes (those of
-    ``CompiledModel.program_names()``: forward, energy, loss, encode, step, cost, act, and a
-    level's encode_LEVEL/step_LEVEL, as the spec has them); ``legend`` adds the notation key.
-    Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``.
+    ``CompiledModel.program_names()``: forward, energy, loss, encode, step, rollout, cost, act, and
+    a level's encode_LEVEL/step_LEVEL/rollout_LEVEL, as the spec has them); ``legend`` adds the notation key.
+    ``timeout``: seconds ``dot`` may take to lay out (None: no bound).
+    Raises :class:`SpecError` for bad options, :class:`MissingDot` without ``dot``, :class:`DotError`
+    when ``dot`` fails or runs past ``timeout``.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -70,9 +79,8 @@ def render(obj: Any, path: str | Path, *, shapes: bool = True, params: bool = Tr
         raise SpecError(f"cannot render to `{path.name}`: unknown format `{path.suffix or '(none)'}`",
                         hint="use one of: " + ", ".join(FORMATS))
     d = diagram(obj, Options(shapes, params, rankdir, depth, tuple(highlight), program, legend), search_path)
-    data = d.source.encode() if fmt == "dot" else pipe(d.source, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    data = d.source.encode() if fmt == "dot" else pipe(d.source, fmt, timeout)
+    atomic_write(path, data)
     d.path = path
     return d
 
@@ -99,17 +107,27 @@ def repr_svg(obj: Any) -> str | None:
         return None
 
 
-def pipe(source: str, fmt: str) -> bytes:
-    """Lay out DOT ``source`` with ``dot`` and return the ``fmt`` bytes."""
-    try:
-        return graphviz.Source(source).pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
+def pipe(source: str, fmt: str, timeout: float | None = LAYOUT_TIMEOUT) -> bytes:
+    """Lay out DOT ``source`` with ``dot`` and return the ``fmt`` bytes; a :class:`DotError` after
+    ``timeout`` seconds (None: wait as long as it takes)."""
+    exe = shutil.which("dot")
+    if exe is None:
         raise MissingDot("drawing svg/png/pdf needs Graphviz's `dot` program: install graphviz "
-                         "(`apt-get install graphviz`, `brew install graphviz`), or write a .dot file") from None
-    except graphviz.CalledProcessError as e:
-        first = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()[:1]
-        raise DotError(f"`dot` failed to lay out the diagram ({first[0] if first else f'exit {e.returncode}'}); "
-                       "write a .dot file to inspect it") from None
+                         "(`apt-get install graphviz`, `brew install graphviz`), or write a .dot file")
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        n = source.count("->")
+        raise DotError(f"`dot` did not finish laying out the diagram ({n:,} edges) within {timeout:g} s",
+                       hint="collapse composites (`--depth 0`, or depth=0 in Python), drop shapes "
+                            "(`--no-shapes`), write a .dot file to lay out elsewhere, or allow more "
+                            "time (`--timeout SECONDS`)") from None
+    if done.returncode != 0:
+        first = done.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
+        raise DotError(f"`dot` failed to lay out the diagram ({first[0] if first else f'exit {done.returncode}'}); "
+                       "write a .dot file to inspect it")
+    return done.stdout
 
 
 # ------------------------------------------------------------------------------------ scene

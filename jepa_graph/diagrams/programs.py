@@ -11,7 +11,8 @@ import logging
 import torch
 
 from ..compiler.graph import Graph
-from ..compiler.lower import LATENT_PENALTIES, fx_name
+from ..compiler.lower import LATENT_PENALTIES
+from ..compiler.programs import fx_name
 from ..compiler.model import CompiledModel
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def program_nodes(model: CompiledModel, name: str) -> tuple[set[str], set[str]]:
     that the program computes is named as its diagram item, ``z.l1``.
     """
     g = model.graph
-    prog = model.program(name)
+    decl = model.declaration(name)
+    prog = model.program(decl.unroll or name)  # a rollout computes what the step it repeats does
     by_fx = {fx_name(n.name): n.name for n in g.nodes.values() if n.is_var}
     penalty = {f: reg for reg, f in LATENT_PENALTIES.items()}
     used = set()

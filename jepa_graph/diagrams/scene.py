@@ -91,7 +91,7 @@ def from_graph(g: Graph, params: dict[str, int] | None = None) -> Scene:
                                    outputs=dict(info.get("outputs", {})))
     levels = _levels(g)
     for i, lv in enumerate(g.levels):
-        sc.clusters[f"level:{i}"] = Cluster(f"level:{i}", f"level {i}: {lv['name']} (stride {lv['stride']})", "level")
+        sc.clusters[f"level:{i}"] = Cluster(f"level:{i}", f"level {i}: {lv.name} (stride {lv.stride})", "level")
 
     groups: dict[str, list[Node]] = {}
     for n in g.nodes.values():
@@ -261,7 +261,7 @@ def _levels(g: Graph) -> dict[str, int]:
     top = lambda name: name.split("/", 1)[0]  # noqa: E731 - composite members count as their instance
     out: dict[str, int] = {}
     for k, lv in enumerate(g.levels):
-        core = g.ancestors([x for x in (lv["encoder"], lv["predictor"], lv["action"], lv["latent"]) if x])
+        core = g.ancestors([lv.encoder, lv.predictor, *lv.steps])
         for name in core:
             if g.nodes[name].op != "input" and top(name) not in out:
                 out[top(name)] = k

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import shlex
 
-import yaml
 
 from ..core.errors import Location, SpecError, register_source
 from .load import build_spec, parse_file
+from .parse_yaml import parse_value
 from .train_config import NAME_FORMS, SHORTHANDS
 
 CMDLINE = "<command line>"
@@ -49,12 +49,8 @@ def apply_overrides(raw, overrides: list[str], prefix: str = "") -> None:
             register_source(CMDLINE, line)
             raise SpecError(f"override `{arg}` is not key=value", Location(CMDLINE, 1, col),
                             "write e.g. train.lr=3e-4 train.steps=500")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as e:
-            register_source(CMDLINE, line)
-            raise SpecError(f"override `{arg}`: value is not valid YAML ({e.__class__.__name__})",
-                            Location(CMDLINE, 1, col + len(key) + 1), "quote strings with spaces") from None
+        register_source(CMDLINE, line)
+        value = parse_value(text, CMDLINE, col + len(key) + 1) if text.strip() else None  # a spec file's bounds
         path = tuple(key.split("."))
         node = raw.data
         for i, part in enumerate(path[:-1]):

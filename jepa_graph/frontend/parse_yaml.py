@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..core.errors import Location, SpecError, Diagnostic, position, register_source, source_line
+from ..core.errors import Diagnostic, Location, SpecError, position, register_source, source_line
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
@@ -221,3 +221,39 @@ def _yaml_hint(problem: str, here: str = "") -> str:
     if "found undefined alias" in problem:
         return "define the anchor (`&name`) before using `*name`"
     return "check indentation, colons and brackets on this line"
+
+
+def parse_value(text: str, file: str = "<value>", col: int = 1) -> Any:
+    """One YAML value written on a command line (``train.lr=3e-4``'s ``3e-4``, ``{size: 32}``), read
+    with the same bounds as a spec file: no tags, no alias bombs, no absurd nesting. ``file`` and
+    ``col`` say where the value starts, so an error points at it. Raises :class:`SpecError`."""
+    try:
+        return parse_fragment(text)
+    except SpecError as e:
+        d = e.first
+        shift = d.loc.col - 1 if d.loc is not None and d.loc.line == 1 else 0
+        raise SpecError(Diagnostic(d.message, Location(file, 1, col + shift), d.hint)) from None
+
+
+def parse_fragment(text: str) -> Any:
+    """A YAML fragment -> plain data, through the same checks as :func:`parse_yaml`."""
+    file = "<value>"
+    register_source(file, text)
+    raw = RawSpec(data=None, file=file, text=text)
+    try:
+        docs = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as e:
+        if "nesting depth" in (e.problem or ""):
+            _refuse_deep_nesting(text, file)
+        raise SpecError(_yaml_diagnostic(e, file)) from None
+    except yaml.reader.ReaderError as e:
+        raise SpecError(f"invalid character in the value ({e.reason})", Location(file, *position(text, e.position)),
+                        "write plain text") from None
+    except RecursionError:
+        raise SpecError("YAML nested too deeply", Location(file, 1, 1), "a value is a few levels deep") from None
+    if not docs or docs[0] is None:
+        return None
+    if len(docs) > 1:
+        raise SpecError("a value holds one YAML document", _loc(file, docs[1].start_mark), "remove the `---`")
+    _measure(docs[0], file, 0, {})  # the alias-bomb and nesting bounds of spec files
+    return _Builder(raw).build(docs[0], ())

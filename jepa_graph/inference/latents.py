@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +20,13 @@ import torch
 import torch.fx as fx
 
 from ..core.errors import BlockRuntimeError, Location, SpecError, did_you_mean
-from ..compiler.lower import LATENT_PENALTIES, Lowering, energy_terms, fx_name
-from ..runtime.locate import failing_block
-from ..training.checks import dtype_kind
+from ..compiler.lower import LATENT_PENALTIES
+from ..compiler.programs import Arg, declare, energy_terms, fx_name, var_arg
+from ..runtime.inputs import InputError
+from ..runtime.locate import culprit
+from ..search.spaces import Continuous, Discrete
 
 log = logging.getLogger(__name__)
-_PROGRAMS: "weakref.WeakKeyDictionary[Any, dict[str, fx.GraphModule]]" = weakref.WeakKeyDictionary()
 
 
 class NonFiniteEnergyError(BlockRuntimeError):
@@ -35,15 +35,14 @@ class NonFiniteEnergyError(BlockRuntimeError):
 
 @dataclass
 class LatentSpace:
-    """One latent as a search space. ``arg`` is its placeholder name in the compiled programs."""
+    """One latent as a search space: the :mod:`~jepa_graph.search` ``space`` it ranges over, named,
+    with what energy minimisation adds (its R(z) terms, its encoder, its inference defaults).
+
+    ``arg`` is its placeholder name in the compiled programs, the key its candidates go under."""
 
     name: str
     arg: str
-    shape: tuple[int, ...]
-    kind: str  # "real" | "box" | "discrete"
-    lo: float = -math.inf
-    hi: float = math.inf
-    k: int = 0  # number of values of a discrete latent
+    space: Continuous | Discrete  # real, box(lo, hi): Continuous(shape[, lo, hi]); discrete(K): Discrete((), K)
     extra_regs: dict[str, float] | None = None  # declared R(z) terms the objective does not list
     regs: dict[str, float] | None = None  # every declared R(z) term: the prior cost
     encoder: str | None = None
@@ -51,32 +50,47 @@ class LatentSpace:
     loc: Location | None = None
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """As declared: a discrete latent's is its one-hot ``[K]``."""
+        return self.space.value_shape
+
+    @property
     def discrete(self) -> bool:
-        return self.kind == "discrete"
+        return isinstance(self.space, Discrete)
+
+    @property
+    def kind(self) -> str:
+        """One of "real", "box", "discrete"."""
+        return "discrete" if self.discrete else "box" if self.space.box else "real"
+
+    @property
+    def lo(self) -> float:
+        return -math.inf if self.discrete or self.space.lo is None else self.space.lo
+
+    @property
+    def hi(self) -> float:
+        return math.inf if self.discrete or self.space.hi is None else self.space.hi
+
+    @property
+    def k(self) -> int:
+        """Number of values of a discrete latent (0 otherwise)."""
+        return self.space.k if self.discrete else 0
 
     def default(self, n: int, device) -> torch.Tensor:
-        """Where a search starts without an encoder: the prior's mode, 0 (clamped into a box)."""
-        return self.project(torch.zeros(n, *self.shape, device=device))
-
-    def prior_std(self) -> float:
-        return (self.hi - self.lo) / 2 if self.kind == "box" else 1.0
+        """Where a search starts without an encoder: the prior's mode (0, clamped into a box; value 0)."""
+        return self.space.init(n, device)
 
     def sample(self, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws from the search prior: N(0, 1), uniform on the box, or uniform one-hots."""
-        if self.discrete:
-            idx = torch.randint(0, self.k, (n,), device=device, generator=generator)
-            return self.one_hot(idx)
-        u = torch.rand if self.kind == "box" else torch.randn
-        z = u(n, *self.shape, device=device, generator=generator)
-        return self.lo + (self.hi - self.lo) * z if self.kind == "box" else z
+        return self.space.sample(n, device, generator)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
-        """Onto the domain: clamp into the box (a no-op for real latents)."""
-        return z.clamp(self.lo, self.hi) if self.kind == "box" else z
+        """Onto the domain: clamp into the box (a no-op for real and discrete latents)."""
+        return self.space.project(z)
 
     def one_hot(self, idx: torch.Tensor) -> torch.Tensor:
         """(N,) long -> (N, K) float one-hot: how a discrete value enters the graph."""
-        return torch.eye(self.k, device=idx.device)[idx]  # F.one_hot checks the range: a sync per call
+        return self.space.one_hot(idx)
 
     def penalty(self, z: torch.Tensor, regs: dict[str, float] | None) -> torch.Tensor | float:
         """sum_r coef_r * R_r(z), per sample (N,), or 0.0 without terms."""
@@ -95,15 +109,15 @@ def latent_spaces(model) -> dict[str, LatentSpace]:
     for n in g.nodes.values():
         if n.op != "latent":
             continue
-        d, kw = n.decl.domain, {}
+        d = n.decl.domain
         if d == "real":
-            kind = "real"
+            space = Continuous(n.ttype.shape)
         elif hasattr(d, "box"):
-            kind, kw = "box", {"lo": float(d.box[0]), "hi": float(d.box[1])}
-        else:
-            kind, kw = "discrete", {"k": d.discrete}
+            space = Continuous(n.ttype.shape, float(d.box[0]), float(d.box[1]))
+        else:  # the graph takes its one-hot [K]
+            space = Discrete((), d.discrete)
         regs = {r: c for r, c in n.decl.regularizer.items() if r != "none"}
-        out[n.name] = LatentSpace(n.name, fx_name(n.name), n.ttype.shape, kind, **kw, regs=regs,
+        out[n.name] = LatentSpace(n.name, fx_name(n.name), space, regs=regs,
                                   extra_regs={r: c for r, c in regs.items() if (n.name, r) not in listed},
                                   encoder=n.decl.encoder, inference=n.decl.inference, loc=n.loc)
     return out
@@ -136,64 +150,37 @@ def resolve(model, batch: dict[str, torch.Tensor], over: str | list[str] | tuple
     if rest:
         chosen += [spaces[n] for n in left if all(s.name != n for s in chosen)]
     args = {s.arg for s in chosen}
-    missing = [p for p in want if p not in args and p not in batch]
+    need = [a for a in model.signature(program) if a.name not in args]
+    latents = {s.arg for s in spaces.values()}
+    missing = [a.name for a in need if a.name in latents and a.name not in batch]
+    bad = model.input_problem(batch, [a for a in need if a.name not in missing])  # the one input check
+    if bad is not None:
+        raise InputError(bad)
     if missing:
         raise SpecError(f"minimising over {', '.join(f'`{s.name}`' for s in chosen)} needs inputs "
                         f"{', '.join(f'`{m}`' for m in missing)} in the batch",
                         hint=f"the {program} program takes ({', '.join(want)}); give the other latents a value, "
                              "or add them to `over`")
-    given = {p: batch[p] for p in want if p not in args}
-    check_inputs(model, given)
-    return chosen, given
+    return chosen, {a.name: batch[a.name] for a in need}
 
 
 def check_inputs(model, inputs: dict[str, Any]) -> None:
-    """Refuse, before any block runs, inputs a block would fail on (or silently broadcast): each must
-    be a tensor with a batch dim, the declared per-sample shape and dtype (floats in the weights'
-    dtype, on the weights' device), all with one batch size. A SpecError at the input's declaration.
-
-    The per-input facts are the graph's (``node.ttype``), as in :meth:`CompiledModel.run`."""
-    w = next((p for p in model.parameters() if p.is_floating_point()), None)
-    sizes = {}
-    for key, v in inputs.items():
-        node = model.graph.nodes.get(key.replace("__", "/"))
-        want = node.ttype if node is not None else None
-        loc = node.loc if node is not None else None
-        if not isinstance(v, torch.Tensor):
-            kind = {"float": "float32"}.get(want.dtype, want.dtype) if want is not None else "float32"
-            got = type(v).__name__ if type(v).__module__ == "builtins" else f"{type(v).__module__}.{type(v).__name__}"
-            raise SpecError(f"input `{key}` should be a torch tensor{f' {want}' if want else ''}, got {got}", loc,
-                            f"convert it: `torch.as_tensor({key}, dtype=torch.{kind})`")
-        if v.dim() == 0:
-            raise SpecError(f"input `{key}` has no batch dim", loc, f"a batch of one is `{key}[None]`")
-        if want is not None:
-            if tuple(v.shape[1:]) != want.shape:
-                unbatched = f"; a batch of one is `{key}[None]`" if tuple(v.shape) == want.shape else ""
-                raise SpecError(f"input `{key}` should be {want}, got {list(v.shape)}", loc,
-                                "the batch dim comes first, then the declared shape" + unbatched)
-            if dtype_kind(v) != want.dtype:  # float | long | bool, each a tensor method
-                raise SpecError(f"input `{key}` holds {want.dtype} values ({want}), got a {v.dtype} tensor", loc,
-                                f"convert it: `{key}.{want.dtype}()`")
-        if w is not None and v.is_floating_point() and v.dtype != w.dtype:
-            raise SpecError(f"input `{key}` is {v.dtype} but the weights of `{model.spec.name}` are {w.dtype}", loc,
-                            f"convert it: `{key}.to({w.dtype})` (or the model: `model.to({v.dtype})`)")
-        if w is not None and v.device != w.device:
-            raise SpecError(f"input `{key}` is on {v.device} but the weights of `{model.spec.name}` are on {w.device}",
-                            loc, f"move it: `{key}.to(\"{w.device}\")`")
-        sizes[key] = v.shape[0]
-    if len(set(sizes.values())) > 1:
-        raise SpecError("the batch's tensors disagree on the batch size: " +
-                        ", ".join(f"`{p}` has {b}" for p, b in sizes.items()), hint="give every input B rows")
+    """Refuse, before any block runs, inputs a block would fail on (or silently broadcast): the
+    one input check (:mod:`jepa_graph.runtime.inputs`) of each given input against its
+    declaration: a tensor with a batch dim, the declared per-sample shape and dtype, floats in the
+    weights' dtype and on their device, one batch size. An :class:`InputError` (a SpecError) at the
+    input's declaration, worded as model calls and training word it."""
+    args = [var_arg(model.graph, k) or Arg(k, None, None, k) for k in inputs]
+    bad = model.input_problem(inputs, args)
+    if bad is not None:
+        raise InputError(bad)
 
 
 def subprogram(model, key: str, outputs: dict[str, str], cut: dict[str, str] | None = None,
                terms: dict | None = None) -> fx.GraphModule:
-    """A pruned program of ``model`` (see :meth:`Lowering.program`), built once per model and key."""
-    cache = _PROGRAMS.setdefault(model, {})
-    if key not in cache:
-        cache[key] = Lowering(model.graph, model).program(outputs, cut=cut, terms=terms,
-                                                           name=key.title().replace("_", ""))
-    return cache[key]
+    """A pruned program of ``model`` declared under ``key`` (see :class:`~jepa_graph.compiler.programs.Program`),
+    built once, in the model's program cache."""
+    return model.program(declare(key, outputs, cut, terms, title=key.title().replace("_", "")))
 
 
 def split_energy(model, spaces: list[LatentSpace]) -> tuple[fx.GraphModule, fx.GraphModule] | None:
@@ -236,12 +223,7 @@ def located(model, gm: fx.GraphModule, feed: dict[str, torch.Tensor], what: str,
     """``err`` from running ``gm`` on ``feed`` as a BlockRuntimeError naming the first block that raises."""
     if isinstance(err, (BlockRuntimeError, SpecError)):
         return err
-    failing = failing_block(gm, feed)
-    n = model.graph.nodes.get(failing) if failing is not None else None
-    if n is None:
-        return BlockRuntimeError(f"{what} of `{model.spec.name}` failed: {type(err).__name__}: {err}")
-    return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed in {what}: "
-                             f"{type(err).__name__}: {err}")
+    return culprit(gm, feed, err, f"in {what}", f"{what} of `{model.spec.name}`", model.graph.nodes)
 
 
 def encoder_guess(model, space: LatentSpace, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from ..search import optimizers as search
+from .. import search
 from ..core.errors import SpecError
 from .latents import EnergyFn, LatentSpace, NonFiniteEnergyError, encoder_guess, latent_spaces, resolve
 from .modes import Modes, predict_modes
@@ -99,18 +100,20 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
     if fn.B is None:
         fn.B = B
     starts, probs = _starts(model, spaces, batch, init, B, device, use_encoder)
-    kw = dict(generator=generator, device=device)
-    if method in ("gradient", "enumerate"):
-        best = search.descend(fn, spaces, starts, B, steps=steps, lr=lr, optimizer=optimizer, restarts=restarts, **kw)
+    kw = dict(init=starts, generator=generator, device=device)
+    over_spaces = {s.arg: s.space for s in spaces}  # the candidates' keys are the programs' placeholders
+    if method in ("gradient", "enumerate"):  # line-search trials: a non-finite energy only rejects the step
+        best = search.descend(fn, over_spaces, B, steps=steps, lr=lr, optimizer=optimizer, restarts=restarts,
+                              trial=partial(fn, trial=True), **kw)
     elif method == "cem":
-        best = search.cem(fn, spaces, starts, B, steps=steps, samples=samples, elites=elites, probs=probs, **kw)
+        best = search.cem(fn, over_spaces, B, steps=steps, samples=samples, elites=elites, probs=probs, **kw)
     else:
-        best = search.sample(fn, spaces, starts, B, samples=samples, **kw)
-    if not torch.isfinite(best.e).all():
-        raise NonFiniteEnergyError(f"{what}: every candidate of {int((~torch.isfinite(best.e)).sum())} "
+        best = search.sample(fn, over_spaces, B, samples=samples, **kw)
+    if not torch.isfinite(best.value).all():
+        raise NonFiniteEnergyError(f"{what}: every candidate of {int((~torch.isfinite(best.value)).sum())} "
                                    "sample(s) had a non-finite energy (the logged warnings name the block)")
-    z_star = {s.name: best.z[s.arg] for s in spaces}
-    energy = best.e
+    z_star = {s.name: best.params[s.arg] for s in spaces}
+    energy = best.value
     if torch.is_grad_enabled() and (any(p.requires_grad for p in model.parameters())
                                     or any(v.requires_grad for v in given.values())):
         energy = EnergyFn(model, given, spaces, what)({s.arg: z_star[s.name] for s in spaces})
@@ -130,7 +133,7 @@ def free_energy(model, batch: dict[str, torch.Tensor], over: str | list[str] | N
     if any(not s.discrete for s in spaces):
         raise SpecError("free_energy sums over the values of discrete latents only",
                         hint="use minimize_energy for real and box latents")
-    M, fixed = search.combinations(spaces, _device(model, given))
+    M, fixed = search.combinations({s.arg: s.space for s in spaces}, _device(model, given))
     fn = EnergyFn(model, given, spaces, f"the free energy over {', '.join(f'`{s.name}`' for s in spaces)}")
     B = _batch_size(given, batch, spaces, None)
     e = fn({k: v.repeat_interleave(B, 0) for k, v in fixed.items()}).view(M, B)
@@ -222,7 +225,7 @@ def _starts(model, spaces: list[LatentSpace], batch, init, B: int, device, use_e
             else:
                 z0 = guess
         if z0 is None:
-            z0 = s.one_hot(torch.zeros(B, dtype=torch.long, device=device)) if s.discrete else s.default(B, device)
+            z0 = s.default(B, device)  # the prior's mode: 0, clamped into a box; a discrete latent's value 0
         if not isinstance(z0, torch.Tensor):
             raise SpecError(f"start point of latent `{s.name}` should be a torch tensor, got {type(z0).__name__}",
                             s.loc, f"convert it: `torch.as_tensor(init, dtype=torch.float32)`, shape {[B, *s.shape]}")

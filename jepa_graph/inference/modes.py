@@ -112,9 +112,9 @@ def _latent(model, over: str | None) -> LatentSpace:
         if over not in spaces:
             raise SpecError(f"`{over}` is not a latent of `{model.spec.name}`", hint=did_you_mean(over, spaces, "latents"))
         return spaces[over]
-    wm = model.graph.world_model or {}
-    if wm.get("latent"):
-        return spaces[wm["latent"]]
+    wm = model.graph.world_model
+    if wm is not None and wm.latent:
+        return spaces[wm.latent]
     if len(spaces) != 1:
         raise SpecError(f"`{model.spec.name}` has {len(spaces)} latents; say which with `over=`",
                         hint="latents: " + ", ".join(spaces) if spaces else "declare one under `latents:`")
@@ -123,9 +123,9 @@ def _latent(model, over: str | None) -> LatentSpace:
 
 def _predictor(model, space: LatentSpace) -> str:
     g = model.graph
-    wm = g.world_model or {}
-    if wm.get("predictor") and space.name in g.ancestors([wm["predictor"]]):
-        return wm["predictor"]
+    wm = g.world_model
+    if wm is not None and space.name in g.ancestors([wm.predictor]):
+        return wm.predictor
     preds = [n.name for n in g.topo() if n.op == "call" and n.kind == "predictor"
              and space.name in g.ancestors([n.name]) and n.name != space.encoder]
     if not preds:

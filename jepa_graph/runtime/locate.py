@@ -1,14 +1,19 @@
 """Find the culprit block: the first whose output (or gradient) is non-finite, or that raises.
 
-The training program is re-run node by node with an fx Interpreter on the failing batch; the
-first block node (a ``call_module``, or the ``call_function`` of a fused energy) whose floating
-output holds a NaN or inf names the culprit. Lowered nodes carry their graph name in
-``node.meta["jepa_node"]``.
+The failing program is re-run node by node with an fx Interpreter on the failing batch; the
+first block node (a ``call_module``, or the ``call_function`` of a fused energy) that raises, or
+whose floating output holds a NaN or inf, names the culprit. Lowered nodes carry their graph name
+in ``node.meta["jepa_node"]``. :func:`culprit` is the one message every caller (model calls,
+training, energy minimisation) re-raises a block's failure with.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.fx as fx
+
+from ..core.errors import BlockRuntimeError
 
 
 def _finite(v) -> bool:
@@ -65,10 +70,27 @@ def failing_block(prog: fx.GraphModule, inputs: dict) -> str | None:
                     found.append(n.meta["jepa_node"])
                 raise
 
-    args = [inputs[n.target] for n in prog.graph.nodes if n.op == "placeholder"]
+    names = [n.target for n in prog.graph.nodes if n.op == "placeholder"]
+    if any(k not in inputs for k in names):  # the call failed on its arguments, not in a block
+        return None
+    args = [inputs[k] for k in names]
     try:
         with torch.no_grad():
             Finder(prog).run(*args)
     except Exception:  # the same failure again; we only wanted to know where
         pass
     return found[0] if found else None
+
+
+def culprit(prog: fx.GraphModule, inputs: dict, err: Exception, where: str, whole: str,
+            nodes: Mapping[str, Any], suffix: str = "") -> BlockRuntimeError:
+    """``err``, raised running ``prog`` on ``inputs``, as the BlockRuntimeError that names the first
+    block raising it: ``{loc}: block `b` (kind.type) failed {where}: {Type}: {err}{suffix}``, or
+    ``{whole} failed: ...`` when no block does. ``nodes``: graph name -> node (``name``, ``kind``,
+    ``type``, ``loc``); ``where`` says when (``in program `step```, ``at training step 3``)."""
+    failing = failing_block(prog, inputs)
+    n = nodes.get(failing) if failing is not None else None
+    if n is None:
+        return BlockRuntimeError(f"{whole} failed: {type(err).__name__}: {err}{suffix}")
+    return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed {where}: "
+                             f"{type(err).__name__}: {err}{suffix}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..core.errors import Diagnostic, Location, SpecError
+from ..runtime.inputs import InputError, dtype_kind  # noqa: F401 (dtype_kind: imported from here too)
 
 if TYPE_CHECKING:
     from ..compiler.model import CompiledModel
@@ -129,13 +130,6 @@ def source_name(source: Any) -> str:
     return f"data source `{name}`" if isinstance(name, str) and name else f"the data ({type(source).__name__})"
 
 
-def dtype_kind(v: torch.Tensor) -> str:
-    """A tensor's dtype as a spec writes it: float, long (int64; index ops need it) or bool."""
-    if v.dtype == torch.bool:
-        return "bool"
-    return "float" if v.is_floating_point() else "long" if v.dtype == torch.int64 else str(v.dtype).removeprefix("torch.")
-
-
 LOC = re.compile(r"^.+:\d+:\d+$")  # file:line:col
 
 
@@ -148,32 +142,17 @@ def nonfinite_weights_block(model: CompiledModel, graph) -> str | None:
 
 
 def check_batch(trainer, batch: dict[str, Any]) -> None:
-    """Names, per-sample shapes and dtypes of a :class:`Trainer`'s first ``batch`` against the spec's inputs, or a
-    SpecError at the input's declaration naming the data source (before any block runs)."""
-    src = source_name(trainer.source)
-    data_loc = data_source_loc(trainer.model, trainer.cfg) if trainer.source_from_spec else None
-    missing = [n for n in trainer.input_names if n not in batch and n not in trainer.latents]
-    if missing:
-        raise SpecError(f"{src} yields {', '.join(sorted(batch)) or 'nothing'} but "
-                        f"`{trainer.model.spec.name}` needs {', '.join(missing)}", data_loc,
-                        "pick another source, or map names with train.data.rename {yielded: input}")
-    for name in trainer.input_names:
-        node, v = trainer.graph.nodes.get(name.replace("__", "/")), batch.get(name)
-        if v is None or node is None or node.ttype is None:
-            continue
-        want = node.ttype
-        if not isinstance(v, torch.Tensor):
-            problem, hint = f"gives {type(v).__name__}", "a source yields a dict of (B, ...) tensors"
-        elif v.dim() == 0 or tuple(v.shape[1:]) != tuple(want.shape):
-            problem = f"gives {list(v.shape)}"
-            fix = "train on a source (train.data=...)" if getattr(trainer.source, "name", "") else "pass data"
-            hint = f"{fix} whose `{name}` is {want}, or declare the shape the data has"
-        elif dtype_kind(v) != want.dtype:
-            problem, hint = f"gives {v.dtype}", f"convert the data (`{name}` holds {want.dtype} values)"
-        elif v.is_floating_point() and trainer.params and v.dtype != trainer.params[0].dtype:
-            problem = f"gives {v.dtype} but the weights are {trainer.params[0].dtype}"
-            hint = f"convert the data to {trainer.params[0].dtype}"
-        else:
-            continue
-        raise SpecError(Diagnostic(f"input `{name}` should be {want}, but {src} {problem}", node.loc, hint,
-                                   related=[("the data source", data_loc)] if data_loc is not None else []))
+    """A :class:`Trainer`'s first ``batch`` against the training step's inputs (those latents it
+    lacks are inferred), by the one input check (:mod:`jepa_graph.runtime.inputs`) model calls and
+    energy minimisation use: an InputError at the input's declaration, before any block runs, with
+    a note at the data source when the spec names it. Devices are not compared: the batch moves
+    to the run's device after this check."""
+    model = trainer.model
+    args = [a for a in model.signature(trainer.step_program) if a.name not in trainer.latents or a.name in batch]
+    bad = model.input_problem(batch, args, device=False)
+    if bad is None:
+        return
+    data_loc = data_source_loc(model, trainer.cfg) if trainer.source_from_spec else None
+    if data_loc is not None:
+        bad.related.append((source_name(trainer.source), data_loc))
+    raise InputError(bad)

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..compiler.programs import declare, fx_name
 from ..core.atomic import atomic_write
 
 log = logging.getLogger(__name__)
@@ -168,20 +169,24 @@ def rollout_error(model, x_seq: torch.Tensor, a_seq: torch.Tensor, target: str,
         target: the block whose representation of x_t the predictor is trained to match
             (the EMA target encoder, or the encoder itself).
     Returns ``{"model": [e_1..e_H], "copy_last": [...]}``: mean squared error over the
-    representation's total variance; copy-last predicts target(x_0) for every t.
+    representation's total variance; copy-last predicts target(x_0) for every t. The
+    predictions come from the ``rollout`` program: all H steps in one call.
     """
     wm = model.graph.world_model
-    horizon = a_seq.shape[1]
-    tgt = model.blocks[model.graph.nodes[target].module]
-    true = torch.stack([tgt(x_seq[:, t]) for t in range(horizon + 1)], 1)  # (N, H+1, D)
+    n, horizon = a_seq.shape[:2]
+    rep = declare(f"represent_{fx_name(target)}", {"rep": target}, title="Represent")
+    names = model.input_names(rep)
+    if len(names) != 1:
+        raise ValueError(f"target `{target}` reads {', '.join(names)}; rollout_error compares it on one observation")
+    true = model.run(rep.name, {names[0]: x_seq.flatten(0, 1)})["rep"].unflatten(0, (n, horizon + 1))  # (N, H+1, *S)
     var = ((true - true.mean((0, 1))) ** 2).sum(-1).mean()
-    extra = {}
-    if wm.get("latent") and latent_zero:  # the latent's prior mode: "nothing unexpected happens"
-        extra[wm["latent"]] = torch.zeros(x_seq.shape[0], *model.graph.nodes[wm["latent"]].ttype.shape)
-    s = model.encode(**{model.input_names("encode")[0]: x_seq[:, 0]})["state"]
-    out = {"model": [], "copy_last": []}
-    for t in range(horizon):
-        s = model.step(state=s, **{wm["action"]: a_seq[:, t]}, **extra)["state"]
-        out["model"].append((((s - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
-        out["copy_last"].append((((true[:, 0] - true[:, t + 1]) ** 2).sum(-1).mean() / var).item())
-    return out
+    feed = {"state": model.encode(**{model.input_names("encode")[0]: x_seq[:, 0]})["state"], fx_name(wm.action): a_seq}
+    if wm.latent and latent_zero:  # the latent's prior mode: "nothing unexpected happens"
+        feed[fx_name(wm.latent)] = torch.zeros(n, horizon, *model.graph.nodes[wm.latent].ttype.shape,
+                                               device=a_seq.device, dtype=a_seq.dtype)
+    states = model.rollout(**feed)["states"]  # (N, H, *S)
+
+    def error(pred: torch.Tensor) -> list[float]:  # (N, H, *S) against true[:, 1:], per step
+        return (((pred - true[:, 1:]) ** 2).sum(-1).transpose(0, 1).flatten(1).mean(1) / var).tolist()
+
+    return {"model": error(states), "copy_last": error(true[:, :1].expand_as(states))}

@@ -42,7 +42,8 @@ import torch.nn as nn
 
 from .checkpoint import SpecMismatch, check_spec, load_checkpoint, read_checkpoint, save_checkpoint
 from ..core.errors import BlockRuntimeError, SpecError
-from ..compiler.lower import LATENT_PENALTIES, Lowering
+from ..compiler.lower import LATENT_PENALTIES
+from ..compiler.programs import train_step
 from ..inference.latents import NonFiniteEnergyError
 from .metrics import MetricsWriter, collapse_reason, collapse_stats
 from ..compiler.model import CompiledModel
@@ -51,7 +52,8 @@ from .checks import (LOC, check_batch, check_config, check_device, check_source,
 from ..frontend.train_config import TrainConfig, resolve_config  # noqa: F401 (resolve_config: part of this module's API)
 from ..runtime import distributed as dist_util
 from ..data import resolve_source
-from ..runtime.locate import failing_block, first_nonfinite_block, nonfinite_grad_block
+from ..runtime.inputs import InputError
+from ..runtime.locate import culprit, first_nonfinite_block, nonfinite_grad_block
 from .optim import lr_factor, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -109,11 +111,10 @@ class Trainer:
 
         g = self.graph
         self.latent_terms = [t for t in g.objective if t.latent_reg]
-        outputs = {f"term.{t.name}": t.node for t in g.objective if not t.latent_reg}
         self.monitored = _monitored(g)
-        outputs.update({f"rep.{n}": n for n in self.monitored})
-        self.program = Lowering(g, model).program(outputs, terms={"loss": (g.objective, "loss")}, name="TrainStep")
-        self.input_names = [n.target for n in self.program.graph.nodes if n.op == "placeholder"]
+        self.step_program = train_step(g, self.monitored)  # the objective, its terms, the monitored reps
+        self.program = model.program(self.step_program)
+        self.input_names = model.input_names(self.step_program.name)
         self.latents = [n for n in self.input_names if g.nodes.get(n) is not None and g.nodes[n].op == "latent"]
         self.params = [p for p in self.program.parameters() if p.requires_grad]
         # latents with an amortised `encoder` train it to predict z* (it also starts the search)
@@ -315,16 +316,12 @@ class Trainer:
             return err
         if isinstance(err, BlockRuntimeError):  # located by the program already; add the usual fix
             return BlockRuntimeError(f"{err}{self._oom(err)}")
+        bad = self.model.input_problem(batch, self.step_program)  # the check model calls make
+        if bad is not None:
+            return InputError(bad)
         step = f"training step {self.step + 1}"
-        missing = [n for n in self.input_names if n not in batch]
-        block = None if missing else failing_block(self.program, batch)  # the walk model.run's errors use
-        if block is not None:
-            n = self.graph.nodes[block]
-            return BlockRuntimeError(f"{n.loc}: block `{n.name}` ({n.kind}.{n.type}) failed at {step}: "
-                                     f"{type(err).__name__}: {err}{self._oom(err)}")
-        lacks = f" (the batch lacks {', '.join(missing)})" if missing else ""
-        return BlockRuntimeError(f"{step} of `{self.model.spec.name}` failed{lacks}: {type(err).__name__}: "
-                                 f"{err}{self._oom(err)}")
+        return culprit(self.program, batch, err, f"at {step}", f"{step} of `{self.model.spec.name}`",
+                       self.graph.nodes, self._oom(err))
 
     def _oom(self, err: Exception) -> str:
         return (f" (out of memory at train.batch_size={self.cfg.batch_size}: lower it)"
@@ -425,7 +422,7 @@ def _monitored(g) -> list[str]:
     """Representations to watch for collapse: the world model's encoder, else the first
     trainable encoder the objective depends on."""
     if g.world_model:
-        return [g.world_model["encoder"]]
+        return [g.world_model.encoder]
     need = g.ancestors([t.node for t in g.objective])
     for n in g.topo():
         if n.op == "call" and n.kind == "encoder" and not n.ema_of and not n.frozen and n.name in need:

@@ -1,0 +1,267 @@
+"""Gradient search: discrete spaces enumerated, continuous ones moved by projected Adam or L-BFGS.
+
+:func:`descend` takes every joint value of the discrete spaces (:func:`~.spaces.combinations`)
+and, for each, moves the continuous spaces from ``restarts`` starting points per problem, every
+row on its own: Adam projects onto the bounds after each step; L-BFGS keeps a curvature history
+and a line search per row and only ever evaluates points inside the bounds. With no continuous
+space it is enumeration: every value in one batched call.
+
+Example (B problems, an action sequence of horizon H in a box)::
+
+    space = {"a": Continuous((H, A), -1.0, 1.0)}
+    best = descend(lambda p: cost(p["a"]), space, B, steps=50, lr=0.1)
+    best.params["a"], best.value                     # (B, H, A), (B,)
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from .objective import Best, Objective, Params, at_step, what
+from .spaces import Continuous, Discrete, Space, combinations
+
+log = logging.getLogger(__name__)
+
+
+def split(spaces: dict[str, Space]) -> tuple[dict[str, Continuous], dict[str, Discrete]]:
+    """The continuous and the discrete spaces of ``spaces``, by name."""
+    for name, s in spaces.items():
+        if not isinstance(s, (Continuous, Discrete)):
+            raise TypeError(f"space `{name}` is a {type(s).__name__}; the searches take Continuous and Discrete spaces")
+    return ({k: s for k, s in spaces.items() if isinstance(s, Continuous)},
+            {k: s for k, s in spaces.items() if isinstance(s, Discrete)})
+
+
+def starts(spaces: dict[str, Space], init: Params | None, B: int, device) -> Params:
+    """The start point (B, *value_shape) of every space: ``init``'s where given, else its prior's mode."""
+    init = init or {}
+    return {k: init[k] if k in init else s.init(B, device) for k, s in spaces.items()}
+
+
+def device_of(init: Params | None, device):
+    """``device`` if given, else that of the start points, else None (the default device)."""
+    return device if device is not None else next((v.device for v in (init or {}).values()), None)
+
+
+def _tile(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """(n, ...) -> (before * n * after, ...): each row repeated ``after`` times, the block ``before`` times."""
+    return t.repeat_interleave(after, 0).repeat(before, *([1] * (t.dim() - 1)))
+
+
+def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | None = None, steps: int, lr: float,
+            optimizer: str = "adam", restarts: int = 1, trial: Objective | None = None,
+            generator: torch.Generator | None = None, device=None) -> Best:
+    """Enumerate the discrete spaces; minimise ``f`` over the continuous ones by projected Adam or
+    per-row L-BFGS, for B problems at once.
+
+    Args:
+        f: the objective, (C * B,) values of candidates laid out ``c * B + b``.
+        spaces: name -> space; ``f`` gets a tensor of each name.
+        B: problems.
+        init: start points (B, *value_shape) by name (continuous spaces; default each one's
+            prior mode); restart 0 starts there, the other ``restarts - 1`` from prior draws.
+        steps, lr: outer iterations and the step size (L-BFGS: its first trial step).
+        optimizer: "adam" or "lbfgs".
+        trial: how L-BFGS evaluates its line-search trial points (default ``f``); a non-finite
+            value there only rejects the trial.
+
+    ``steps`` counts outer iterations; each row's result is independent of the other rows. Adam
+    costs one value-and-gradient evaluation of all rows per step, and one evaluation at the end;
+    every point it visits may become the best. L-BFGS (:func:`_lbfgs`) costs one evaluation at
+    the start, then per step one for each trial step of its line search (one when every row takes
+    its first trial; more, each shortening the step, until the step no longer moves the row), and
+    stops early once every row has converged; the best is each row's last iterate.
+
+    Returns the :class:`~.objective.Best` per problem: ``params`` (B, *value_shape), ``value`` (B,).
+    """
+    if optimizer not in ("adam", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    device = device_of(init, device)
+    cont, _ = split(spaces)
+    M, disc = combinations(spaces, device)
+    R = restarts if cont else 1
+    fixed = {k: _tile(v, 1, R * B) for k, v in disc.items()}  # (M * R * B, *value_shape)
+    init = starts(cont, init, B, device)
+    x0 = {}
+    for k, s in cont.items():  # restart 0 from init, the others from the prior
+        z0 = [init[k]] + [s.sample(B, device, generator) for _ in range(R - 1)]
+        x0[k] = torch.cat(z0).repeat(M, *([1] * len(s.shape)))  # (M * R * B, ...)
+    best = Best(B, device)
+    if not cont:
+        at_step(f, 0)
+        best.update(f(fixed), fixed)
+        return best
+
+    def record(e: torch.Tensor, xs: Params) -> None:
+        # a guard: only points inside their bounds may be the best (both optimisers project first)
+        best.update(torch.where(_inside(xs, cont), e.detach(), math.inf), {**fixed, **xs})
+
+    with torch.enable_grad():  # x needs gradients even when the caller runs under no_grad
+        if optimizer == "adam":  # every point visited may be the best: Adam does not descend monotonically
+            params = {k: v.detach().clone().requires_grad_(True) for k, v in x0.items()}
+            opt = torch.optim.Adam(list(params.values()), lr=lr)
+            for i in range(steps):
+                at_step(f, i)
+                e = f({**fixed, **params})
+                record(e, params)
+                grads = torch.autograd.grad(e.sum(), list(params.values()))  # weights get no .grad
+                for p, gr in zip(params.values(), grads):
+                    p.grad = gr
+                opt.step()
+                _project(params, cont)
+            at_step(f, steps)
+            with torch.no_grad():
+                record(f({**fixed, **params}), params)
+        else:  # the last iterate: the lowest point the row accepted, the most converged of equals
+            flat = _Flat(cont, x0)
+            g = trial or f
+            x, fx = _lbfgs(f, lambda x, trial=False: (g if trial else f)({**fixed, **flat.unpack(x)}),
+                           flat, steps=steps, lr=lr)
+            record(fx, flat.unpack(x))
+    return best
+
+
+class _Flat:
+    """The continuous spaces of every row as one (rows, d) matrix ``x``, with the bounds ``lo``, ``hi`` (d,)."""
+
+    def __init__(self, spaces: dict[str, Continuous], x0: Params):
+        self.spaces, self.sizes = spaces, [math.prod(s.shape) for s in spaces.values()]
+        self.x = torch.cat([x0[k].detach().flatten(1) for k in spaces], 1)
+        lohi = [s.bounds(self.x) for s in spaces.values()]
+        self.lo = torch.cat([lo.flatten() for lo, _ in lohi])
+        self.hi = torch.cat([hi.flatten() for _, hi in lohi])
+
+    def unpack(self, x: torch.Tensor) -> Params:
+        return {k: c.reshape(-1, *s.shape) for (k, s), c in zip(self.spaces.items(), x.split(self.sizes, 1))}
+
+
+# L-BFGS: pairs kept per row, line-search trials per step before each further one shrinks the step
+# tenfold, Armijo's c1, the rounding allowance of the approximate Wolfe test (relative to |f|), the
+# smallest curvature s'y kept, a vanished gradient, a step too small to move x (relative to |x| + 1)
+_HISTORY, _LS_TRIES, _C1, _F_EPS, _CURV_EPS, _GRAD_TOL, _STEP_TOL = 10, 10, 1e-4, 1e-6, 1e-10, 1e-7, 1e-7
+_LS_MAX = 100  # a bound only: the step reaches _STEP_TOL from any float32 length well within it
+
+
+def _lbfgs(obj: Objective, value, flat: _Flat, *, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected L-BFGS from ``flat.x``, every row (candidate) on its own, all rows batched.
+
+    Each row has its own last ``_HISTORY`` (s, y) pairs (tensors (m, rows, d); a pair with
+    s'y <= ``_CURV_EPS`` is skipped), its own two-loop recursion and scaling gamma = s'y / y'y,
+    and its own backtracking line search: every trial evaluates all rows at once, each row taking
+    its own first step with sufficient decrease (Armijo, or Hager-Zhang's approximate Wolfe where
+    rounding hides the decrease near a minimum) and the others shrinking theirs by quadratic
+    interpolation (tenfold after a non-finite trial energy, which only rejects the trial, and
+    after ``_LS_TRIES`` trials), until the step no longer moves the row (``_STEP_TOL``), so even a
+    huge ``lr`` backtracks to a useful step. The first trial step is ``lr`` (with no history,
+    along -g, one that moves the row at most ``lr`` in L1 norm). Coordinates a bound holds against
+    their gradient stay put for the step and trial points are projected onto the box, so every
+    point is feasible. A row whose search fails forgets its history and next tries steepest
+    descent; one whose steepest descent fails, or whose gradient vanishes, is done (stops moving);
+    a warning is logged for rows that stop at their start point with a gradient left. ``value``
+    maps (rows, d) (and ``trial=True`` for line-search points) to (rows,); ``obj`` is told the step.
+
+    Returns each row's last iterate (rows, d) and its value (rows,)."""
+    lo, hi, x = flat.lo, flat.hi, flat.x
+    N, d = x.shape
+    S, Y, rho = x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N)
+    gamma = x.new_ones(N)
+
+    def f_and_grad(x: torch.Tensor, trial: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_(True)
+        e = value(x, trial=trial)
+        return e.detach(), torch.autograd.grad(e.sum(), x)[0]  # (N,), (N, d); weights get no .grad
+
+    at_step(obj, 0)
+    f, g = f_and_grad(x)
+    done = ~(torch.isfinite(f) & torch.isfinite(g).all(1))  # (N,) rows that no longer move
+    moved = torch.zeros_like(done)
+    for i in range(steps):
+        at_step(obj, i)
+        free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # (N, d) not held by the box
+        gf = g * free
+        done |= gf.abs().amax(1) <= _GRAD_TOL
+        if done.all():
+            break
+        p = -_two_loop(gf, S, Y, rho, gamma) * free
+        dg = (gf * p).sum(1)  # f'(0) along p
+        fresh = ~(dg < 0) | (rho == 0).all(0)  # no history, or its direction does not go down
+        rho[:, fresh] = 0.0
+        p = torch.where(fresh[:, None], -gf, p)
+        dg = torch.where(fresh, -(gf * gf).sum(1), dg)
+        t = torch.where(fresh, lr * (1.0 / gf.abs().sum(1)).clamp(max=1.0), torch.full_like(f, lr))
+        tiny = _STEP_TOL * (x.abs().amax(1) + 1) / p.abs().amax(1).clamp(min=1e-30)  # (N,) no move below
+        pending = ~done
+        xn, fn_, gn = x, f, g  # each row's accepted point; the current one until it accepts
+        for k in range(_LS_MAX):
+            xt = torch.where(pending[:, None], (x + t[:, None] * p).clamp(lo, hi), xn)
+            e, gt = f_and_grad(xt, trial=True)
+            drop, slope = (g * (xt - x)).sum(1), (gt * (xt - x)).sum(1)  # t f'(0), t f'(t) along the step
+            armijo = e <= f + _C1 * drop
+            wolfe = (e <= f + _F_EPS * f.abs()) & (slope >= 0.9 * drop) & (slope <= -0.8 * drop)
+            ok = pending & (drop < 0) & torch.isfinite(e) & (armijo | wolfe)
+            xn, fn_, gn = torch.where(ok[:, None], xt, xn), torch.where(ok, e, fn_), torch.where(ok[:, None], gt, gn)
+            pending &= ~ok
+            t = torch.where(pending, _backtrack(t, f, e, dg) if k + 1 < _LS_TRIES else 0.1 * t, t)
+            if not (pending & (t > tiny)).any():  # every row accepted, or its step no longer moves it
+                break
+        moved |= ~pending & ~done
+        s, y = xn - x, gn - g
+        sy = (s * y).sum(1)
+        keep = ~done & ~pending & (sy > _CURV_EPS)  # moved, with positive curvature along the step
+        if keep.any():  # the newest pair goes last; a row that keeps none keeps its history as it was
+            S = torch.where(keep[None, :, None], torch.cat([S[1:], s[None]]), S)
+            Y = torch.where(keep[None, :, None], torch.cat([Y[1:], y[None]]), Y)
+            rho = torch.where(keep[None], torch.cat([rho[1:], (1.0 / sy)[None]]), rho)
+            gamma = torch.where(keep, sy / (y * y).sum(1), gamma)
+        done |= pending & fresh  # not even steepest descent goes lower: a minimum, to precision
+        rho[:, pending] = 0.0
+        x, f, g = xn, fn_, gn
+        done |= ~(torch.isfinite(f) & torch.isfinite(g).all(1))
+    gf = g * ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # the gradient a step could follow
+    stuck = ~moved & (gf.abs().amax(1) > 1e-4 * (f.abs() + 1)) & torch.isfinite(f)  # not a minimum to rounding
+    if steps > 0 and stuck.any():
+        log.warning("%s: L-BFGS left %d of %d row(s) at their start point: no step along the gradient "
+                    "(largest |dE/dz| %.3g) lowered the energy; it may be non-smooth or overflow nearby, "
+                    "or `lr` (%g) be far off: try optimizer=\"adam\"", what(obj), int(stuck.sum()), N,
+                    float(gf[stuck].abs().max()), lr)
+    return x, f
+
+
+def _two_loop(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, rho: torch.Tensor,
+              gamma: torch.Tensor) -> torch.Tensor:
+    """H g (N, d) per row, H the L-BFGS inverse Hessian of pairs ``S``, ``Y`` (m, N, d) with
+    ``rho`` = 1 / s'y (m, N), newest last, and H0 = gamma I (N,). A slot with rho = 0 is empty."""
+    q, alpha = g.clone(), [None] * len(S)
+    for j in reversed(range(len(S))):
+        alpha[j] = rho[j] * (S[j] * q).sum(1)
+        q -= alpha[j][:, None] * Y[j]
+    r = gamma[:, None] * q
+    for j in range(len(S)):
+        r += S[j] * (alpha[j] - rho[j] * (Y[j] * r).sum(1))[:, None]
+    return r
+
+
+def _backtrack(t: torch.Tensor, f0: torch.Tensor, ft: torch.Tensor, dg: torch.Tensor) -> torch.Tensor:
+    """The next trial step per row: the minimum of the quadratic through f(0) = f0, f'(0) = dg and
+    f(t) = ft, kept within [0.1 t, 0.5 t] (0.1 t when ft is not finite)."""
+    curv = ft - f0 - dg * t
+    tq = torch.where(torch.isfinite(curv) & (curv > 0), -dg * t * t / (2 * curv), 0.1 * t)
+    return torch.minimum(torch.maximum(tq, 0.1 * t), 0.5 * t)
+
+
+def _inside(params: Params, spaces: dict[str, Continuous]) -> torch.Tensor:
+    """(rows,) True where every space's point of the row lies within its bounds."""
+    first = next(iter(params.values()))
+    ok = torch.ones(first.shape[0], dtype=torch.bool, device=first.device)
+    with torch.no_grad():
+        for k, s in spaces.items():
+            ok &= s.inside(params[k])
+    return ok
+
+
+def _project(params: Params, spaces: dict[str, Continuous]) -> None:
+    with torch.no_grad():
+        for k, s in spaces.items():
+            s.project_(params[k])
