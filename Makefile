@@ -28,6 +28,7 @@ graphviz:
 	  else echo "WARNING: no apt-get; install graphviz so that 'dot' is on PATH"; fi; }
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install
