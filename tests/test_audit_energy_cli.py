@@ -28,7 +28,7 @@ BAD = {
     "between past the batch": ([FORK, "--along", "y", "--between", "0", "99"],
                                r"--between 99 is not in the batch of 8 samples"),
     "negative between": ([FORK, "--along", "y", "--between", "-1", "-2"], r"--between -1 is not in the batch"),
-    "with value not YAML": ([FORK, "--with", "paired=["], r"`--with paired=\[`: the value is not valid YAML"),
+    "with value not YAML": ([FORK, "--with", "paired=["], r"`--with paired=\[`: invalid YAML"),
     "with without =": ([FORK, "--with", "paired"], r"`--with paired` is not KEY=VALUE"),
     "unknown data parameter": ([FORK, "--with", "nosuch=1"], r"data source `fork`: `nosuch`"),
     "unknown data source": ([FORK, "--data", "nosuch"], r"unknown data source `nosuch`"),

@@ -102,7 +102,7 @@ class CompiledModel(nn.Module):
     def _build(self, p: Program) -> nn.Module:
         if p.unroll is not None:
             return Rollout(self.program(p.unroll), tuple(fx_name(v) for v in p.level.steps))
-        return Lowering(self.graph, self).build(p)
+        return self._lower.build(p)
 
     def signature(self, name: str | Program) -> tuple[Arg, ...]:
         """A program's inputs as data (placeholder name, per-sample type, spec location), in order."""
@@ -119,10 +119,11 @@ class CompiledModel(nn.Module):
     def run(self, name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run program ``name`` on keyword inputs. Inputs that do not fit are an :class:`InputError`
         at their declaration; a block that fails is named with its spec line."""
-        prog = self._programs.get(name) or self.program(name)
-        fast = self._fast.get(name) or self._fast_check(name)
+        prog = self._programs.get(name)
+        if prog is None:
+            prog = self.program(name)  # lowered once; what the loop below checks comes with it
         batch = None
-        for key, lead, shape, dtype in fast:  # mis-shaped inputs would broadcast silently
+        for key, lead, shape, dtype in self._fast[name]:  # mis-shaped inputs would broadcast silently
             v = inputs.get(key)
             if v is None or not isinstance(v, torch.Tensor) or v.dim() < lead or v.shape[lead:] != shape or \
                     (dtype is not None and v.dtype is not dtype) or (batch is not None and v.shape[0] != batch):

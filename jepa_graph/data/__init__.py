@@ -45,7 +45,7 @@ from ..frontend.train_config import _number
 log = logging.getLogger(__name__)
 
 _SOURCES: dict[str, type["DataSource"]] = {}
-_BUILTIN = ("two_rooms", "shapes", "video", "fork_source")  # modules that register on import
+_BUILTIN = ("two_rooms", "wall_rooms", "shapes", "video", "fork_source")  # modules that register on import
 
 
 class SourceParams(BaseModel):

@@ -1,8 +1,9 @@
 """Environments: batched, in torch, in the manner of gymnasium's vector API (:mod:`.base`).
 
-================ ===========================================================================
-``two_rooms``    a 2-D point agent in two rooms joined by a door (:mod:`.two_rooms`)
-================ ===========================================================================
+================== =========================================================================
+``two_rooms``      a 2-D point agent in two rooms joined by a door (:mod:`.two_rooms`)
+``two_rooms_wall`` Two Rooms in the published JEPA planners' protocol, 65x65 px (:mod:`.wall_rooms`)
+================== =========================================================================
 
 Build one by name, ``n`` copies stepped together, its randomness from ``seed``::
 
@@ -19,5 +20,7 @@ from __future__ import annotations
 from .base import ArraySpec, BatchedEnv
 from .registry import get_env, list_envs, make, register_env
 from .two_rooms import TwoRooms, TwoRoomsEnv  # registers "two_rooms"
+from .wall_rooms import TwoRoomsWallEnv, WallRooms  # registers "two_rooms_wall"
 
-__all__ = ["ArraySpec", "BatchedEnv", "TwoRooms", "TwoRoomsEnv", "get_env", "list_envs", "make", "register_env"]
+__all__ = ["ArraySpec", "BatchedEnv", "TwoRooms", "TwoRoomsEnv", "TwoRoomsWallEnv", "WallRooms", "get_env", "list_envs",
+           "make", "register_env"]
