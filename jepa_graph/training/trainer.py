@@ -10,7 +10,10 @@ One step, for the global batch of step ``s`` (each rank keeps its shard under to
    monitored representation), on the others the spec's plain ``loss`` program;
 3. backward through everything but stop-gradient edges, EMA targets and frozen blocks;
    gradients clipped, AdamW/SGD step, warm-up + cosine learning rate;
-4. EMA targets follow their sources with momentum from their schedule at progress (s+1)/steps.
+4. EMA targets follow their sources with momentum from their schedule at progress s/steps, s
+   counted from 0: the update after the first step uses the schedule's start m0 and the last one
+   m0 + (m1 - m0) (T - 1) / T, as I-JEPA's momentum scheduler yields them. BatchNorm running
+   statistics (buffers) are copied from the source, not averaged.
 
 A non-finite loss (or energy, during latent inference) stops the run with an error naming the
 step, the block whose output first went non-finite and the last good checkpoint, which is kept.
@@ -282,7 +285,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
         self.scheduler.step()
-        momenta = self.model.update_ema(progress=(self.step + 1) / cfg.steps)
+        momenta = self.model.update_ema(progress=self.step / cfg.steps)  # I-JEPA: m0 after the first step
         self.step += 1
         rec: dict[str, Any] = {"loss": value}
         rec["lr"] = lr
