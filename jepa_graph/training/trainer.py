@@ -163,9 +163,10 @@ class Trainer:
         path = self.checkpoint_path
         if path is None:
             raise SpecError("resume needs a run folder", hint="pass out=... (or set train.out)")
-        if not path.exists():
-            log.warning("no checkpoint at %s; starting from step 0", path)
-            return
+        if not path.exists():  # a typo'd folder or a run killed before its first checkpoint: say so, train nothing
+            raise SpecError(f"nothing to resume: no checkpoint at {path}",
+                            hint="drop --resume (resume=False) to start this run from step 0, or point train.out "
+                                 "(--out) at the folder of the run to continue")
         data = read_checkpoint(path, map_location=self.device)
         try:  # another architecture's run is the first thing to say; nothing is loaded before the checks
             check_spec(path, self.model, data)

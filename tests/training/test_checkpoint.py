@@ -113,7 +113,7 @@ def test_resume_in_process_is_exact(tmp_path):
 
 KILLED = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = {paths!r}  # conftest's folder, and this file's
     import jepa_graph as jg
     from jepa_graph.training.trainer import Trainer
     from test_checkpoint import TINY
@@ -130,7 +130,7 @@ KILLED = textwrap.dedent("""
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(KILLED.format(tests=str(ROOT / "tests")))
+    script.write_text(KILLED.format(paths=[str(ROOT / "tests"), str(ROOT / "tests" / "training")]))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
     killed = subprocess.run([sys.executable, str(script), str(run), "7"], env=env, capture_output=True, text=True)
@@ -161,15 +161,22 @@ def test_resume_drops_metric_lines_past_the_checkpoint_and_torn_lines(tmp_path):
     assert steps == [2, 4]
 
 
-@pytest.mark.parametrize("resume", [False, True], ids=["fresh run", "--resume without last.pt"])
-def test_a_run_from_step_0_starts_its_metrics_over(tmp_path, resume, caplog):
+def test_a_run_from_step_0_starts_its_metrics_over(tmp_path):
     Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=6, checkpoint_every=100).fit()
     (tmp_path / "last.pt").unlink()  # killed before its first checkpoint
-    with caplog.at_level("WARNING", logger="jepa_graph.training"):
-        Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, resume=resume, steps=4).fit()
-    assert ("starting from step 0" in caplog.text) == resume
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=4).fit()
     steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
+
+
+def test_resume_with_nothing_to_resume_is_an_error(tmp_path):
+    Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, steps=6, checkpoint_every=100).fit()
+    (tmp_path / "last.pt").unlink()  # killed before its first checkpoint
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(SpecError, match="nothing to resume: no checkpoint at .*last.pt") as info:
+        Trainer(_tiny(), out=tmp_path, progress=False, tensorboard=False, resume=True, steps=4).fit()
+    assert "drop --resume" in info.value.first.hint
+    assert (tmp_path / "metrics.jsonl").read_text() == before  # nothing was trained or rewritten
 
 
 def _state_at(out, step):
