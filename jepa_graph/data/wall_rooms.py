@@ -8,21 +8,22 @@ drawn from VonMises(0, ``kappa`` = 5)) and whose step length, in pixels, is a no
 of them (``blocked``). A share ``door_share`` of the trajectories is forced through the door:
 such a walk is built outwards from a point in the door at a random step, its heading there
 within 45 degrees of the way across, then replayed forwards from where its backward half ends
-(redrawn until it really crosses); the others start uniformly in either room, heading anywhere.
+(redrawn, up to 64 times, until it really crosses: ``through`` marks those that did); the
+others start uniformly in either room (2.6 px off the walls), heading anywhere.
 
 It collects ``episodes`` trajectories once (from its seed), keeping only positions, actions and
-layouts (a few hundred bytes each; pixels are rendered per batch), and serves windows of
+layouts (about 1.5 kB each; pixels are rendered per batch), and serves windows of
 ``horizon`` steps cut at random from them:
 
-============== ==================================================================================
-``x_seq``      (B, H+1, *obs) observations: states (x, y, wall_x, door_y) in pixels, or
-               (2, 65, 65) pixel images (``obs``; ``auto``: pixels when the spec's ``x`` is an image)
-``a_seq``      (B, H, 2) actions (displacements in pixels)
-``blocked_seq`` (B, H) bool: the moves a wall stopped (for "wall leak" metrics)
-``x, a, x_next`` the window's first transition, ``blocked`` its flag; ``goal``: its last observation
-``state_seq``  (B, H+1, 4) the true states (``state``, ``state_next``: the first two)
-``through``    (B,) bool: the trajectory was one forced through the door
-============== ==================================================================================
+================== ==============================================================================
+``x_seq``          (B, H+1, *obs) observations: states (x, y, wall_x, door_y) in pixels, or
+                   (2, 65, 65) images (``obs``; ``auto``: images when the spec's ``x`` is an image)
+``a_seq``          (B, H, 2) actions (displacements in pixels)
+``blocked_seq``    (B, H) bool: the moves a wall stopped (for "wall leak" metrics)
+``x, a, x_next``   the window's first transition; ``blocked`` its flag; ``goal`` its last observation
+``state_seq``      (B, H+1, 4) the true states (``state``, ``state_next``: the first two)
+``through``        (B,) bool: the trajectory is one forced through the door
+================== ==============================================================================
 
 Example::
 

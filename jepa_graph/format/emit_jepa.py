@@ -112,7 +112,9 @@ def weighted_sum(terms: dict[str, float]) -> str:
     for i, (name, w) in enumerate(terms.items()):
         neg = w < 0 or (w == 0 and math.copysign(1, w) < 0)
         mag = -w if neg else w
-        body = name if mag == 1 else f"{value(float(mag))} * {name}"
+        # a term called `inf`/`nan` keeps its coefficient: a bare `-inf` would read back as the number
+        bare = mag == 1 and name.split(".")[0] not in WORDS
+        body = name if bare else f"{value(float(mag))} * {name}"
         out.append(("-" if neg else "") + body if i == 0 else f"{'-' if neg else '+'} {body}")
     return " ".join(out)
 
