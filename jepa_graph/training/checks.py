@@ -91,6 +91,10 @@ def check_config(model: CompiledModel, cfg: TrainConfig, world: int = 1) -> None
     if sched.warmup >= cfg.steps:
         log.warning("train.schedule.warmup=%d is not shorter than train.steps=%d: the run ends before the "
                     "learning rate reaches its peak %g", sched.warmup, cfg.steps, lr)
+    elif 2 * sched.warmup > cfg.steps:  # e.g. train.steps overridden below the spec's, warm-up kept (not scaled)
+        log.warning("train.schedule.warmup=%d is %d%% of train.steps=%d: most of the run is warm-up (the warm-up "
+                    "is kept as written, not scaled to the steps); for a short run set e.g. train.warmup=%d",
+                    sched.warmup, round(100 * sched.warmup / cfg.steps), cfg.steps, max(1, cfg.steps // 10))
 
 
 def check_source(model: CompiledModel, cfg: TrainConfig, source: Any, world: int = 1) -> None:

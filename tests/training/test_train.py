@@ -280,7 +280,12 @@ def test_a_warmup_as_long_as_the_run_is_a_warning(caplog):
     assert "train.schedule.warmup=5 is not shorter than train.steps=5" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="jepa_graph"):
-        Trainer(tiny(), steps=5, warmup=4, batch_size=8, progress=False)
+        Trainer(tiny(), steps=150, warmup=100, batch_size=8, progress=False)  # steps cut, warm-up kept
+    assert "train.schedule.warmup=100 is 67% of train.steps=150: most of the run is warm-up" in caplog.text
+    assert "not scaled" in caplog.text and "train.warmup=15" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jepa_graph"):
+        Trainer(tiny(), steps=10, warmup=5, batch_size=8, progress=False)
     assert "warmup" not in caplog.text
 
 
