@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import networkx as nx
 from pydantic import ValidationError
 
 from ..core.errors import Diagnostic, article, did_you_mean, in_jepa
@@ -155,18 +154,11 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
 
 
 def _cycles(g: Graph, errors: list[Diagnostic]) -> None:
-    try:
-        g.topo()  # a fast sort, cached for the walks that follow; find_cycle only when it fails
+    names = g.cycle()  # [a, b, ..., a]; the order walks use is derived with it, once
+    if names is None:
         return
-    except nx.NetworkXUnfeasible:
-        pass
-    try:
-        cycle = nx.find_cycle(g.nx)
-    except nx.NetworkXNoCycle:
-        return
-    names = [u for u, _ in cycle] + [cycle[0][0]]
-    first = g.nodes[cycle[0][1]]
-    ref = next((r for r in first.inputs if r.src == cycle[0][0]), None)
+    first = g.nodes[names[1]]
+    ref = next((r for r in first.inputs if r.src == names[0]), None)
     errors.append(Diagnostic("cycle: " + " -> ".join(f"`{x}`" for x in names), (ref.loc if ref else None) or first.loc,
                              "a JEPA graph is acyclic; unroll recurrence through the world model "
                              "(step) instead of wiring a block into its own input"))
@@ -372,7 +364,8 @@ def _unused(g: Graph) -> None:
             continue  # only the end of an unused chain is reported; its hint names the rest
         elif n.op == "call" and n.kind in SCALAR_KINDS:
             g.warnings.append(Diagnostic(f"{n.kind} `{n.name}` is not in the objective or the costs", n.loc,
-                                         f"add `{n.name}: 1.0` to `objective:`", severity="warning"))
+                                         f"add `+ {n.name}` to the `objective` line" if in_jepa(n.loc)
+                                         else f"add `{n.name}: 1.0` to `objective:`", severity="warning"))
         elif n.op == "call":
             feeders = [a for a in g.ancestors([n.name]) if a != n.name and a not in used and g.nodes[a].op == "call"]
             also = f" (and {', '.join(f'`{a}`' for a in sorted(feeders))}, which only feed{'s' if len(feeders) == 1 else ''} it)" if feeders else ""

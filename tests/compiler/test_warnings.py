@@ -104,3 +104,16 @@ def test_an_ema_source_used_only_through_its_target_is_not_unused():
 def test_shipped_specs_have_no_warnings(spec, capsys):
     assert main(["validate", str(spec)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_unused_energy_hint_is_in_the_files_syntax():
+    jepa = "jepa w\ninput x, y : [2]\nenc = encoder.mlp(x, out=2)\nE = energy.l2(enc, y)\nE2 = energy.l2(enc, y)\nobjective E\n"
+    (w,) = _warnings(jepa, "w.jepa")
+    assert w.message == "energy `E2` is not in the objective or the costs" and w.hint == "add `+ E2` to the `objective` line"
+    yaml_text = jg.format_spec(jg.loads(jepa, "w.jepa"), "yaml")
+    (w,) = _warnings(yaml_text, "w.yaml")
+    assert w.hint == "add `E2: 1.0` to `objective:`"
+
+
+def _warnings(text, file):
+    return jg.check(jg.loads(text, file)).warnings
