@@ -86,7 +86,8 @@ def _port(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
 def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True) -> None:
     rel = n.ema_of or n.share_of
     owner = g.nodes[rel] if rel else None
-    block = get_block(n.kind, n.type or "", n.at("type", key=False))
+    # an EMA target or shared use takes its owner's type: a misspelt type is reported once, at the owner's `type:`
+    block = get_block(n.kind, n.type or "", (owner or n).at("type", key=False))
     n.block = block
     if owner is not None and owner.params is not None:
         n.params = owner.params

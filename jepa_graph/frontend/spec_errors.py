@@ -19,6 +19,7 @@ from . import spec as S
 from ..core.errors import Diagnostic, did_you_mean, in_jepa
 from ..core.tensors import MAX_SIZE
 from .parse_yaml import RawSpec
+from .train_config import allowed_keys
 
 _VAR_MODELS = {"inputs": S.InputVar, "latents": S.LatentVar, "actions": S.ActionVar}
 _KIND_MODELS = {
@@ -143,7 +144,6 @@ def _allowed_keys(path: tuple, data: Any) -> list[str]:
     if len(path) == 0:
         return keys(S.Spec)
     if path[0] == "train":
-        from .train_config import allowed_keys
         return allowed_keys(tuple(path[1:]))
     if len(path) == 2 and path[0] in _VAR_MODELS:
         return keys(_VAR_MODELS[path[0]])
@@ -203,6 +203,10 @@ def _pick(options: list, data: Any) -> type[BaseModel] | None:
     return models[0] if models else None
 
 
+_RENAME_HINT = "rename maps names the data source yields to the spec's input names, e.g. `rename: {obs: x, obs_next: x_next}`"
+_RENAME_HINT_JEPA = "rename maps names the data source yields to the spec's input names, e.g. `rename = {obs = x}`"
+
+
 def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -245,9 +249,13 @@ def _diagnostic(err: dict, raw: RawSpec) -> Diagnostic:
         hint = "write `key: value` pairs, or `{key: value}`"
         if path[:1] == ("blocks",) and len(path) == 2:
             hint = f"a block is a mapping, e.g. `{path[1]}: {{kind: energy, type: l2, in: [pred, target]}}`"
+        if path[:3] == ("train", "data", "rename"):
+            hint = _RENAME_HINT_JEPA if in_jepa(raw.at(path)) else _RENAME_HINT
     elif kind == "string_type":
         msg = f"`{where}` must be text (got {_typename(err.get('input'))} `{err.get('input')}`)"
         hint = "write a name such as `my_model`" if path[-1:] == ("name",) else "put the text in quotes"
+        if path[:3] == ("train", "data", "rename"):
+            hint = _RENAME_HINT_JEPA if in_jepa(raw.at(path)) else _RENAME_HINT
     elif kind in ("list_type", "tuple_type"):
         msg = f"`{where}` must be a list (got {_typename(err.get('input'))} `{err.get('input')}`)"
         hint = "write `[a, b]`"
