@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import Diagnostic, SpecError, did_you_mean
-from .graph import Graph, Node, Ref, _mod
+from .graph import Graph, Node, Ref, module_key
 from ..core.tensors import MAX_SIZE
+from ..frontend.load import load
 from ..frontend.spec import CompositeBlock, Spec
 
 STDLIB = Path(__file__).resolve().parents[2] / "blocks"
@@ -98,7 +99,7 @@ class Inliner:
                     self._add(Node(pre + name, "call", "composite", at("blocks", name)), table, name)
                 uses.append((name, blk))
                 continue
-            node = Node(pre + name, "call", blk.kind, at("blocks", name), type=blk.type, module=_mod(pre + name),
+            node = Node(pre + name, "call", blk.kind, at("blocks", name), type=blk.type, module=module_key(pre + name),
                         raw_params=dict(blk.params), dims=dims, frozen=blk.frozen, scope=scope, decl=blk,
                         src=src, path=("blocks", name))
             self._add(node, table, name)
@@ -226,5 +227,4 @@ class Inliner:
 
 
 def _load(path: Path) -> Spec:
-    from ..frontend.load import load
     return load(path)

@@ -1,4 +1,4 @@
-"""The graph: one validated networkx DiGraph per spec, composites inlined.
+"""The graph: one validated DAG of nodes per spec, composites inlined.
 
 Every node has one ``op`` from a small closed set:
 
@@ -10,17 +10,16 @@ Every node has one ``op`` from a small closed set:
 ``port``     a composite block's input: passes its one input through, checking its type
 ============ =================================================================================
 
-Edges come from each node's ``inputs`` (a list of :class:`Ref`); the networkx graph is derived
-from them, never edited on its own. Walks over the graph (shape inference, lowering, rendering)
-live in their own modules and only read it.
+Edges come from each node's ``inputs`` (a list of :class:`Ref`); each node's consumers, the
+topological order and (on request) a networkx view are derived from them, never edited on their
+own. Walks over the graph (shape inference, lowering, rendering) live in their own modules and
+only read it.
 """
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
-
-import networkx as nx
 
 from ..core.errors import Diagnostic, Location, SpecError, did_you_mean
 from ..frontend.spec import Spec, Block, CompositeBlock
@@ -133,8 +132,7 @@ class Graph:
     outputs: dict[str, str] = field(default_factory=dict)  # exported names (composite files)
     warnings: list[Diagnostic] = field(default_factory=list)
     composites: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> info (render)
-    _nx: nx.DiGraph | None = None
-    _topo: tuple | None = None  # (networkx view it was computed for, node names in order)
+    _nx: _Edges | None = None  # derived from the nodes' inputs on first use; None: derive again
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -142,10 +140,17 @@ class Graph:
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]
 
-    @property
-    def nx(self) -> nx.DiGraph:
-        """The networkx view, derived from node inputs (edge attribute ``stop_grad``, ``index``)."""
+    def _edges(self) -> _Edges:
         if self._nx is None:
+            self._nx = _Edges(self.nodes)
+        return self._nx
+
+    @property
+    def nx(self) -> Any:
+        """A networkx DiGraph of the nodes (edge attributes ``stop_grad``, ``index``), built on request."""
+        e = self._edges()
+        if e.digraph is None:
+            import networkx as nx  # networkx: only for callers that ask for this view; checking needs none
             g = nx.DiGraph()
             for n in self.nodes.values():
                 g.add_node(n.name)
@@ -153,38 +158,44 @@ class Graph:
                 for i, r in enumerate(n.inputs):
                     if r.src in self.nodes:
                         g.add_edge(r.src, n.name, stop_grad=r.stop_grad, index=i)
-            self._nx = g
-        return self._nx
+            e.digraph = g
+        return e.digraph
 
     def topo(self) -> list[Node]:
-        """Nodes in a deterministic topological order (spec order breaks ties).
+        """Nodes in a deterministic topological order (spec order breaks ties); networkx's
+        ``NetworkXUnfeasible`` when the graph has a cycle (:meth:`cycle` names it)."""
+        order = self._edges().order
+        if order is None:
+            import networkx as nx  # networkx: the exception callers catch, raised only for a cycle
+            raise nx.NetworkXUnfeasible("the graph has a cycle; no topological order")
+        return [self.nodes[n] for n in order]
 
-        Kahn's algorithm with a heap of spec positions (what networkx's lexicographical sort does,
-        at a fraction of its cost); computed once per networkx view, since every walk needs it."""
-        if self._topo is None or self._topo[0] is not self.nx:
-            names = list(self.nodes)
-            index = {n: i for i, n in enumerate(names)}
-            succ: list[list[int]] = [[] for _ in names]
-            indeg = [0] * len(names)
-            for j, n in enumerate(self.nodes.values()):
-                for r in n.inputs:
-                    i = index.get(r.src)
-                    if i is not None:
-                        succ[i].append(j)
-                        indeg[j] += 1
-            ready = [i for i, d in enumerate(indeg) if d == 0]  # ascending: already a heap
-            order: list[str] = []
-            while ready:
-                i = heapq.heappop(ready)
-                order.append(names[i])
-                for j in succ[i]:
-                    indeg[j] -= 1
-                    if indeg[j] == 0:
-                        heapq.heappush(ready, j)
-            if len(order) < len(names):
-                raise nx.NetworkXUnfeasible("the graph has a cycle; no topological order")
-            self._topo = (self.nx, order)
-        return [self.nodes[n] for n in self._topo[1]]
+    def cycle(self) -> list[str] | None:
+        """The first cycle a depth-first walk meets, as node names ``[a, b, ..., a]``; None if acyclic.
+
+        The walk starts from each node in spec order and follows consumers in spec order, so the
+        cycle is the one networkx's ``find_cycle`` returns."""
+        edges = self._edges()
+        if edges.order is not None:  # the sort got through every node
+            return None
+        succ, done = edges.succ, set()
+        for start in self.nodes:
+            if start in done:
+                continue
+            path, on_path, todo = [start], {start}, [iter(succ[start])]
+            while todo:
+                nxt = next(todo[-1], None)
+                if nxt is None:  # every consumer of path[-1] explored: no cycle through it
+                    done.add(path[-1])
+                    on_path.discard(path.pop())
+                    todo.pop()
+                elif nxt in on_path:  # an edge back into the path closes a cycle
+                    return path[path.index(nxt):] + [nxt]
+                elif nxt not in done:
+                    path.append(nxt)
+                    on_path.add(nxt)
+                    todo.append(iter(succ[nxt]))
+        return None
 
     def ancestors(self, names: list[str], cut: set[str] = frozenset()) -> set[str]:
         """``names`` and everything they depend on, not looking past nodes in ``cut``."""
@@ -200,19 +211,78 @@ class Graph:
         return seen
 
     def consumers(self, name: str) -> list[str]:
-        return list(self.nx.successors(name))
+        """The nodes that read ``name``, each once, in spec order."""
+        return list(self._edges().succ[name])
 
     def modules(self) -> dict[str, Node]:
         """Owning node of every module (one per weight set; shares reuse their owner's)."""
-        return {n.module: n for n in self.nodes.values() if n.op == "call" and n.module == _mod(n.name)}
+        return {n.module: n for n in self.nodes.values() if n.op == "call" and n.module == module_key(n.name)}
 
 
-def _mod(name: str) -> str:
+class _Edges:
+    """What walks need of the edges, derived once from the nodes' inputs: each node's consumers
+    (each once, in spec order) and the topological order, None when there is a cycle.
+
+    The order is Kahn's algorithm with a heap of spec positions: networkx's lexicographical
+    topological sort keyed by spec position, at a fraction of its cost."""
+
+    __slots__ = ("succ", "order", "digraph")
+
+    def __init__(self, nodes: dict[str, Node]):
+        names = list(nodes)
+        index = {n: i for i, n in enumerate(names)}
+        succ: list[list[int]] = [[] for _ in names]
+        indeg = [0] * len(names)
+        for j, n in enumerate(nodes.values()):
+            for r in n.inputs:
+                i = index.get(r.src)
+                if i is not None:
+                    succ[i].append(j)
+                    indeg[j] += 1
+        self.succ = {names[i]: [names[j] for j in dict.fromkeys(js)] for i, js in enumerate(succ)}
+        ready = [i for i, d in enumerate(indeg) if d == 0]  # ascending: already a heap
+        order: list[str] = []
+        while ready:
+            i = heapq.heappop(ready)
+            order.append(names[i])
+            for j in succ[i]:
+                indeg[j] -= 1
+                if indeg[j] == 0:
+                    heapq.heappush(ready, j)
+        self.order = order if len(order) == len(names) else None
+        self.digraph = None  # networkx's view, built by Graph.nx on request
+
+
+# ------------------------------------------------------------ names: graph node <-> torch side
+# A node inside a composite instance is `inst/enc`; torch names cannot hold `/`, so its module key
+# (in CompiledModel.blocks) and its placeholder / fx node name use `__`. These three functions are
+# the only places that convert.
+_PY_KEYWORDS = {"lambda", "in", "if", "else", "def", "class", "return", "for", "while", "with", "as", "is",
+                "not", "and", "or", "from", "import", "global", "pass", "raise", "try", "yield", "del"}
+
+
+def module_key(name: str) -> str:
+    """The key of node ``name``'s weights in ``CompiledModel.blocks``: ``inst/enc`` -> ``inst__enc``."""
     return name.replace("/", "__")
+
+
+def fx_name(name: str) -> str:
+    """The placeholder (and fx node) name of node ``name``: ``inst/enc`` -> ``inst__enc``; a Python
+    keyword gets a trailing ``_`` (``lambda`` -> ``lambda_``). :func:`node_name` inverts it."""
+    n = module_key(name)
+    return n + "_" if n in _PY_KEYWORDS else n
+
+
+def node_name(placeholder: str) -> str:
+    """The node a placeholder, fx node or module key stands for: the inverse of :func:`fx_name`."""
+    if placeholder.endswith("_") and placeholder[:-1] in _PY_KEYWORDS:
+        placeholder = placeholder[:-1]
+    return placeholder.replace("__", "/")
 
 
 def build_graph(spec: Spec, search_path: list[str] | None = None) -> Graph:
     """Build and check the graph of ``spec``; raises :class:`SpecError` listing every problem."""
+    # a cycle otherwise: composite and checks build on this module's Graph and Node
     from .composite import Inliner
     from .checks import check_graph
 

@@ -23,9 +23,9 @@ import torch.nn as nn
 
 from ..core.errors import BlockRuntimeError, Diagnostic, SpecError
 from ..core.gc_pause import paused_gc
-from .graph import Graph
+from .graph import Graph, module_key
 from .lower import Lowering, Rollout
-from .programs import Arg, Program, fx_name, signature, table
+from .programs import Arg, Program, fx_name, node_name, signature, table
 from ..runtime.inputs import InputError, input_problem
 from ..runtime.locate import culprit
 from .pipeline import check
@@ -47,6 +47,7 @@ class CompiledModel(nn.Module):
         self._programs: dict[str, nn.Module] = {}  # the one cache of lowered programs
         self._signatures: dict[str, tuple[Arg, ...]] = {}
         self._fast: dict[str, tuple] = {}  # per program: what run() checks on every call
+        self._alias: dict[str, dict[str, str]] = {}  # per program: spec name -> placeholder, where they differ
         self._ema_items: list | None = None
         for n in graph.topo():
             if n.op != "call" or n.module in self.blocks:
@@ -122,6 +123,9 @@ class CompiledModel(nn.Module):
         prog = self._programs.get(name)
         if prog is None:
             prog = self.program(name)  # lowered once; what the loop below checks comes with it
+        alias = self._alias[name]
+        if alias:  # an input named like a Python keyword (`lambda`) may be passed by its spec name
+            inputs = {alias.get(k, k): v for k, v in inputs.items()}
         batch = None
         for key, lead, shape, dtype in self._fast[name]:  # mis-shaped inputs would broadcast silently
             v = inputs.get(key)
@@ -141,6 +145,8 @@ class CompiledModel(nn.Module):
         dtypes = {"float": w.dtype if w is not None else None, "long": torch.int64, "bool": torch.bool}
         self._fast[name] = tuple((a.name, 2 if a.steps else 1, torch.Size(a.ttype.shape), dtypes.get(a.ttype.dtype))
                                  for a in self.signature(name) if a.ttype is not None)
+        self._alias[name] = {node_name(a.name): a.name for a in self.signature(name)
+                             if node_name(a.name) != a.name and "/" not in node_name(a.name)}
         return self._fast[name]
 
     def _weight(self) -> torch.Tensor | None:
@@ -281,7 +287,7 @@ class CompiledModel(nn.Module):
         """One row per node: name, kind.type, output shape, parameter count (0 for shared)."""
         rows = []
         for n in self.graph.topo():
-            owner = n.op == "call" and n.module == n.name.replace("/", "__")
+            owner = n.op == "call" and n.module == module_key(n.name)
             params = sum(p.numel() for p in self.blocks[n.module].parameters()) if owner else 0
             what = n.op if n.op != "call" else f"{n.kind}.{n.type}"
             rel = f"shares {n.share_of}" if n.share_of else f"ema of {n.ema_of}" if n.ema_of else ""
@@ -290,7 +296,7 @@ class CompiledModel(nn.Module):
 
     def _repr_svg_(self) -> str | None:
         """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
-        from ..diagrams import repr_svg
+        from ..diagrams import repr_svg  # upward (pyproject's stated exception): only when a notebook shows it
         return repr_svg(self)
 
 

@@ -31,16 +31,7 @@ from dataclasses import dataclass
 
 from ..core.errors import Location
 from ..core.tensors import TType
-from .graph import SCALAR_KINDS, Graph, Term, WorldModel
-
-_PY_KEYWORDS = {"lambda", "in", "if", "else", "def", "class", "return", "for", "while", "with", "as", "is",
-                "not", "and", "or", "from", "import", "global", "pass", "raise", "try", "yield", "del"}
-
-
-def fx_name(name: str) -> str:
-    """The placeholder (and fx node) name of graph node ``name``: ``inst/enc`` -> ``inst__enc``."""
-    n = name.replace("/", "__")
-    return n + "_" if n in _PY_KEYWORDS else n
+from .graph import SCALAR_KINDS, Graph, Term, WorldModel, fx_name, node_name  # noqa: F401 (fx_name, node_name: re-exported)
 
 
 @dataclass(frozen=True)
@@ -169,5 +160,5 @@ def signature(g: Graph, p: Program) -> tuple[Arg, ...]:
 def var_arg(g: Graph, name: str) -> Arg | None:
     """The :class:`Arg` of variable ``name`` (a placeholder name), outside any program; None if
     ``name`` is not a variable of ``g``."""
-    n = g.nodes.get(name.replace("__", "/"))
+    n = g.nodes.get(node_name(name))
     return Arg(name, n.ttype, n.loc, n.name) if n is not None and n.is_var else None

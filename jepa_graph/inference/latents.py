@@ -21,7 +21,7 @@ import torch.fx as fx
 
 from ..core.errors import BlockRuntimeError, Location, SpecError, did_you_mean
 from ..compiler.lower import LATENT_PENALTIES
-from ..compiler.programs import Arg, declare, energy_terms, fx_name, var_arg
+from ..compiler.programs import Arg, declare, energy_terms, fx_name, node_name, var_arg
 from ..runtime.inputs import InputError
 from ..runtime.locate import culprit
 from ..search.spaces import Continuous, Discrete
@@ -313,7 +313,7 @@ def explain_nonfinite(model, feed: dict[str, torch.Tensor], e: torch.Tensor, spa
     g = model.graph
     for k, v in sub.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
-            node = g.nodes.get(k.replace("__", "/"))
+            node = g.nodes.get(node_name(k))
             if node is not None and node.op == "latent":
                 return (f"{head}: latent `{node.name}` itself became non-finite; the minimiser diverged "
                         "(lower `lr`, use fewer `steps`, or a box domain)")

@@ -235,3 +235,27 @@ def test_a_subgoal_on_the_lowest_level_is_a_located_warning():
     assert w.message == "level `fine_grain` is the lowest level: its `subgoal` is not used" and w.hint
     assert text.splitlines()[w.loc.line - 1][w.loc.col - 1:].startswith("l1}")
     assert not jg.check(jg.loads(LEVELS)).warnings
+
+
+def test_an_input_named_like_a_keyword_is_passed_by_its_spec_name_and_checked():
+    text = """
+name: kw
+inputs: {lambda: {shape: [3]}, y: {shape: [4]}}
+blocks:
+  enc: {kind: encoder, type: mlp, in: [lambda], with: {out: 4}}
+  E: {kind: energy, type: l2, in: [enc, y]}
+objective: {E: 1.0}
+"""
+    model = jg.compile(jg.loads(text, "kw.yaml"), seed=0)
+    x, y = torch.randn(2, 3), torch.randn(2, 4)
+    assert torch.equal(model.energy(**{"lambda": x, "y": y}), model.energy(lambda_=x, y=y))
+    with pytest.raises(jg.SpecError, match=r"should be \[B, 3\], got \[2, 5\]"):  # checked, not skipped
+        model.energy(**{"lambda": torch.randn(2, 5), "y": y})
+
+
+def test_placeholder_names_invert():
+    from jepa_graph.compiler.graph import fx_name, module_key, node_name
+    for name in ("x", "inst/enc", "outer/inner/pred", "lambda", "in", "a__b"):
+        if "__" not in name:
+            assert node_name(fx_name(name)) == name
+    assert fx_name("lambda") == "lambda_" and module_key("lambda") == "lambda" and fx_name("i/enc") == "i__enc"
