@@ -38,6 +38,8 @@ _LAZY = {
     "Trainer": "jepa_graph.training.trainer",
     "format_spec": "jepa_graph.format.convert",
     "envs": "jepa_graph.envs",  # the sub-package itself: jg.envs.make(...)
+    "plan": "jepa_graph.planning.flat",
+    "control": "jepa_graph.planning.mpc",
 }
 
 

@@ -3,12 +3,17 @@ list run in a fresh interpreter without importing it; ``jg.compile`` then import
 
 Each test runs its script in a subprocess, so modules the rest of the suite imported don't count.
 A meta-path hook records who imports torch first, so a failure names the import chain.
+The names ``jepa_graph`` loads lazily all resolve, to the module its table says.
 """
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
+import pytest
+
+import jepa_graph as jg
 from conftest import ROOT, spec_files
 
 # A composite from blocks/ (found on the library's own search path), from a string
@@ -80,3 +85,22 @@ def test_loading_and_checking_specs_imports_no_torch():
 
 def test_compile_after_checking_imports_torch_and_builds():
     assert _run("compile").startswith("ok")
+
+
+# ------------------------------------------------- the lazy names on ``jepa_graph`` resolve
+def test_a_lazy_name_whose_module_is_missing_is_an_import_error(monkeypatch):
+    """A broken table entry fails loudly: hasattr() would hide an ImportError turned AttributeError."""
+    monkeypatch.setitem(jg._LAZY, "nothing_here", "jepa_graph.no_such_module")
+    with pytest.raises(ModuleNotFoundError, match=r"jepa_graph\.no_such_module"):
+        jg.nothing_here
+    with pytest.raises(AttributeError, match=r"no attribute 'not_a_name'"):
+        jg.not_a_name
+
+
+@pytest.mark.parametrize("name", sorted(set(jg.__all__) | set(jg._LAZY)))
+def test_every_public_and_lazy_name_resolves(name):
+    value = getattr(jg, name)
+    assert value is not None
+    if name in jg._LAZY:  # the name lives where the table says (a name in it, or the sub-package itself)
+        module = importlib.import_module(jg._LAZY[name])
+        assert value is (module if module.__name__ == f"jepa_graph.{name}" else getattr(module, name))

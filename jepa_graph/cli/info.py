@@ -1,4 +1,5 @@
-"""``jepa-graph info SPEC``: blocks, shapes and parameter counts; ``info --blocks [NAME]``: the block types."""
+"""``jepa-graph info SPEC``: blocks, shapes and parameter counts; ``info --blocks [NAME]``: the block types;
+``info --data [NAME]``: the data sources, or one's ``with:`` keys and what it yields."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,8 @@ from pathlib import Path
 from ..compiler.composite import STDLIB, available_composites, find_composite
 from ..core.errors import SpecError, did_you_mean
 from ..core.registry import list_blocks
+from ..data import source_info, source_names
+from ..data.describe import param_rows
 from ..frontend.load import load
 from ..frontend.schema import _params
 from .common import add_path_option, err, out
@@ -20,10 +23,18 @@ def add_arguments(p) -> None:
     p.add_argument("--blocks", action="store_true",
                    help="list registered block types; with a NAME instead of SPEC (encoder.mlp, mlp, or a kind): "
                         "their inputs and parameters")
+    p.add_argument("--data", action="store_true",
+                   help="list the data sources (train.data); with a NAME instead of SPEC: its `with:` keys and "
+                        "what it yields")
     add_path_option(p)
 
 
 def run(args) -> int:
+    if args.blocks and args.data:
+        err("error: give --blocks or --data, not both")
+        return 2
+    if args.data:
+        return _list_sources(args.spec)
     if args.blocks:
         if args.spec == "composite" or (args.spec and args.spec.startswith("composite.")):
             return _list_composites(args.spec.partition(".")[2] or None, args.path)
@@ -79,6 +90,44 @@ def _list_blocks(pattern: str | None) -> int:
             default = "required" if key in required else f"default {json.dumps(js.get('default'))}"
             out(f"  with.{key}: {_type_name(js)}, {default}")
     return 0
+
+
+def _list_sources(name: str | None) -> int:
+    """``info --data``: one line per data source; ``info --data NAME``: its ``with:`` keys (type,
+    default, what each does) and the keys its batches hold (no torch: from the catalog)."""
+    names = source_names()
+    if name is None:
+        width = max(len(n) for n in names)
+        for n in names:
+            out(f"{n:<{width}}  {source_info(n).doc}")
+        err(f"{len(names)} data sources; `jepa-graph info --data NAME` shows one's `with:` keys and what it yields")
+        return 0
+    info = source_info(name)
+    if info is None:
+        raise SpecError(f"no data source `{name}`", hint=did_you_mean(name, names, "data sources"))
+    out(f"{name}: {info.doc}")
+    rows = param_rows(info.Params)
+    out("  with:" + ("" if rows else " (no parameters)"))
+    _table([(k, typ, d, doc) for k, typ, d, doc in rows], "    ")
+    if info.yields is None:
+        out("  yields: what its sample() returns (not declared)")
+        return 0
+    out("  yields, per batch of B samples:")
+    _table([(k, y.text(), y.about) for k, y in info.keys.items()], "    ")
+    if info.symbols:
+        out(f"  where {info.symbols}")
+    got = info.yields(info.Params(), {})
+    out("  with the defaults and no spec inputs: " + ", ".join(f"{k} {v}" for k, v in got.items()))
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]], indent: str) -> None:
+    """Rows in aligned columns (the last one ragged)."""
+    if not rows:
+        return
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        out((indent + "  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r[:-1])) + "  " + r[-1]).rstrip())
 
 
 def _list_composites(name: str | None, path: list[str] | None) -> int:

@@ -13,10 +13,10 @@ import os
 import sys
 
 from ..core.errors import BlockRuntimeError, SpecError
-from . import compile, demo, energy, fmt, info, plot, render, schema, train, validate
+from . import compile, demo, energy, fmt, info, plan, plot, render, schema, train, validate
 from .common import err
 
-COMMANDS = [validate, info, compile, schema, fmt, render, train, plot, energy, demo]  # in --help's order
+COMMANDS = [validate, info, compile, schema, fmt, render, train, plot, energy, plan, demo]  # in --help's order
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,13 +5,11 @@ are a pure function of ``(seed, step)``: the trainer asks for the *global* batch
 each rank keeps its shard, so a run resumed from a checkpoint, or split across processes,
 sees exactly the data an uninterrupted single-process run would have seen.
 
-================ ===========================================================================
-``two_rooms``    transitions of a 2-D agent in two rooms joined by a door (states or 64x64 pixels)
-``shapes``       coloured shapes at random positions/scales, with I-JEPA multi-block masks, or
-                 two augmented views ``x1, x2`` (joint-embedding specs such as VICReg)
-``video``        short procedural videos (moving shapes) with V-JEPA tube masks
-``fork``         the seeds' "fork in the road": a bimodal next state (left or right)
-================ ===========================================================================
+The built-in sources (``two_rooms``, ``two_rooms_wall``, ``shapes``, ``video``, ``fork``), their
+``with:`` keys and what they yield are declared without torch in :mod:`jepa_graph.data.catalog`
+(``jepa-graph info --data [NAME]``), so ``jepa-graph validate`` checks ``train.data``
+(:mod:`jepa_graph.data.check`); their sampling code, in the module each names, imports torch.
+This package imports torch only when a source is built or sampled.
 
 Register your own::
 
@@ -34,63 +32,23 @@ from __future__ import annotations
 import importlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Annotated, Any, ClassVar, get_args
-
-import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import Location, SpecError, did_you_mean
-from ..frontend.train_config import _number
+from .catalog import CATALOG, SourceInfo
+from .params import FractionRange, PositiveRange, SourceParams, params_problems
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DataSource", "SourceParams", "FractionRange", "PositiveRange", "register_source", "list_sources",
+           "get_source", "make_source", "resolve_source", "source_info", "source_names", "spec_inputs",
+           "graph_inputs", "step_seed"]
 
 log = logging.getLogger(__name__)
 
 _SOURCES: dict[str, type["DataSource"]] = {}
-_BUILTIN = ("two_rooms", "wall_rooms", "shapes", "video", "fork_source")  # modules that register on import
-
-
-class SourceParams(BaseModel):
-    """Base for a source's parameters (``train.data.with``). Strict: unknown keys are errors, and a
-    number is a number: ``episodes: true`` is not 1 and ``noise: "0.1"`` is text (``1e-3`` is fine)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `noise: .inf` is no setting
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        ann = cls.model_fields[info.field_name].annotation
-        if (_takes(ann, int) or _takes(ann, float)) and not (_takes(ann, bool) or _takes(ann, str)):
-            for x in v if isinstance(v, (list, tuple)) else [v]:
-                _number(x)  # raises on `true` and on text that is no number
-        return v
-
-
-def _takes(ann: Any, t: type) -> bool:
-    """Whether annotation ``ann`` (``int | None``, ``tuple[float, float]``, ``Annotated[...]``) accepts ``t`` values."""
-    return ann is t or ann is Any or any(_takes(a, t) for a in get_args(ann))
-
-
-def _ordered(lo_hi: tuple[float, float]) -> tuple[float, float]:
-    if lo_hi[0] > lo_hi[1]:
-        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] is a [lo, hi] range: lo must not exceed hi")
-    return lo_hi
-
-
-def _fractions(lo_hi: tuple[float, float]) -> tuple[float, float]:
-    if not all(0 < x <= 1 for x in lo_hi):
-        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] are fractions of the frame: each in (0, 1]")
-    return _ordered(lo_hi)
-
-
-def _positive(lo_hi: tuple[float, float]) -> tuple[float, float]:
-    if not all(x > 0 for x in lo_hi):
-        raise ValueError(f"[{lo_hi[0]:g}, {lo_hi[1]:g}] are ratios: each above 0")
-    return _ordered(lo_hi)
-
-
-FractionRange = Annotated[tuple[float, float], AfterValidator(_fractions)]
-"""A ``[lo, hi]`` range of fractions (of an image's area or side): 0 < lo <= hi <= 1."""
-PositiveRange = Annotated[tuple[float, float], AfterValidator(_positive)]
-"""A ``[lo, hi]`` range of positive ratios (aspect ratios): 0 < lo <= hi."""
+_BUILTIN = tuple(dict.fromkeys(s.module for s in CATALOG.values()))  # modules that register on import
 
 
 class DataSource(ABC):
@@ -117,6 +75,7 @@ class DataSource(ABC):
 
     def batch(self, step: int, size: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
         """This rank's shard of the global batch of ``step`` (deterministic in seed and step)."""
+        import torch  # reason: sampling needs it; importing jepa_graph.data (validate, info --data) does not
         gen = torch.Generator().manual_seed(step_seed(self.seed, step))
         full = self.sample(size, gen)
         if world == 1:
@@ -158,6 +117,19 @@ def list_sources() -> list[str]:
     return sorted(_SOURCES)
 
 
+def source_names() -> list[str]:
+    """The built-in sources and those registered so far, without importing torch (validate)."""
+    return sorted(set(CATALOG) | set(_SOURCES))
+
+
+def source_info(name: str) -> SourceInfo | None:
+    """What source ``name`` takes and yields, without importing torch: a built-in's catalog entry,
+    or what a registered class (a user's source) tells by its ``Params`` and docstring; None if unknown."""
+    if name in CATALOG:
+        return CATALOG[name]
+    return SourceInfo.of(name, _SOURCES[name]) if name in _SOURCES else None
+
+
 def get_source(name: str, loc: Location | None = None) -> type[DataSource]:
     _load_builtins()
     if name not in _SOURCES:
@@ -170,23 +142,9 @@ def make_source(name: str, params: dict[str, Any], inputs: dict[str, Any], seed:
     """Build source ``name`` with ``params`` (validated; errors located via ``where(path)``)."""
     at = where or (lambda *path: None)
     cls = get_source(name, at("source"))
-    try:
-        p = cls.Params.model_validate(params)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        allowed = list(cls.Params.model_fields)
-        field = cls.Params.model_fields.get(str(err["loc"][0]))
-        if err["type"] == "extra_forbidden":
-            hint = did_you_mean(str(err["loc"][-1]), allowed, "parameters")
-        elif field is not None and field.default is not None and not field.is_required():
-            default = list(field.default) if isinstance(field.default, tuple) else \
-                str(field.default).lower() if isinstance(field.default, bool) else field.default
-            hint = f"`{err['loc'][0]}` is {default} unless set (parameters of `{name}`: {', '.join(allowed)})"
-        else:
-            hint = "parameters of `" + name + "`: " + ", ".join(allowed)
-        msg = err["msg"].removeprefix("Value error, ")
-        raise SpecError(f"data source `{name}`: `{key}`: {msg}", at("with", *err["loc"]), hint) from None
+    p, problems = params_problems(name, cls.Params, params, at)
+    if problems:
+        raise SpecError(problems[0])  # the first: training stops at one problem (validate lists them all)
     try:
         return cls(p, inputs, seed)
     except ValueError as e:  # the parameters do not fit the spec (image size vs patch, mask counts)
@@ -202,7 +160,12 @@ def make_source(name: str, params: dict[str, Any], inputs: dict[str, Any], seed:
 
 def spec_inputs(model) -> dict[str, Any]:
     """Top-level inputs and actions of a compiled model: name -> TType (what data must supply)."""
-    return {n.name: n.ttype for n in model.graph.nodes.values() if n.op in ("input", "action") and not n.scope}
+    return graph_inputs(model.graph)
+
+
+def graph_inputs(graph) -> dict[str, Any]:
+    """Top-level inputs and actions of a checked graph (``jg.check``): name -> TType."""
+    return {n.name: n.ttype for n in graph.nodes.values() if n.op in ("input", "action") and not n.scope}
 
 
 def resolve_source(model, data: Any, cfg, names: list[str] | None = None):
@@ -211,7 +174,7 @@ def resolve_source(model, data: Any, cfg, names: list[str] | None = None):
     None: ``train.data`` (or random example inputs when the spec names no source); a string:
     a registered source; a dict of tensors; a map-style Dataset; or an object with ``batch``.
     """
-    from .datasets import DatasetSource, ExampleSource, TensorSource
+    from .datasets import DatasetSource, ExampleSource, TensorSource  # a cycle otherwise: datasets uses step_seed
     seed = cfg.seed
     if data is None and cfg.data is not None:
         src = model.spec.source

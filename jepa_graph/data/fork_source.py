@@ -5,21 +5,16 @@ at random: a bimodal next state), both (B, 4), plus ``branch`` (B,) for evaluati
 """
 from __future__ import annotations
 
-import math
-
 import torch
-from pydantic import Field
 
-from . import DataSource, SourceParams, register_source
+from . import DataSource, register_source
+from .catalog import ForkParams
 from .fork import ForkRoad, make_fork
 
 
 @register_source("fork")
 class ForkSource(DataSource):
-    class Params(SourceParams):
-        angle: float = Field(math.pi / 6, gt=0, lt=math.pi / 2)  # half-angle between the branches
-        noise: float = Field(0.02, ge=0)  # observation noise on y
-        paired: bool = False  # samples (2i, 2i+1) share x and take the left, then the right branch (plots)
+    Params = ForkParams  # the `with:` keys (catalog.py: torch-free, for validate and info --data)
 
     def check_batch_size(self, per_rank: int) -> str | None:
         if self.p.paired and per_rank % 2:  # a shard must not split a left/right pair

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
-from . import DataSource, FractionRange, PositiveRange, SourceParams, register_source
+from . import DataSource, register_source
+from .catalog import SHAPES, ShapesParams, shapes_size
 from .masks import multiblock_batch
 
 CLASSES = ("disc", "square", "triangle", "ring")
@@ -74,25 +74,12 @@ def augment(img: torch.Tensor, gen: torch.Generator, crop: tuple[float, float] =
 class ShapesSource(DataSource):
     """Coloured shapes; I-JEPA masks or two augmented views, as the spec's inputs ask."""
 
-    class Params(SourceParams):
-        size: int | None = Field(None, ge=8)  # image side; default: from the spec's image input
-        patch: int = Field(8, ge=1)  # patch side for masks (match the encoder's `patch`)
-        scale: FractionRange = (0.2, 0.45)  # shape half-size range, fraction of the frame
-        noise: float = Field(0.05, ge=0)  # background noise amplitude
-        n_blocks: int = Field(4, ge=1)  # target blocks per I-JEPA mask
-        target_scale: FractionRange = (0.15, 0.2)  # area of each target block, fraction of the image
-        target_aspect: PositiveRange = (0.75, 1.5)  # height / width of a target block
-        context_scale: FractionRange = (0.85, 1.0)  # area of the context block
-        crop: FractionRange = (0.5, 1.0)  # view crop area range (x1/x2)
-        jitter: float = Field(0.4, ge=0)  # view colour jitter
-        flip: bool = True  # mirror views left-right at random; an invariance to it forgets left from right
+    Params = ShapesParams  # the `with:` keys (catalog.py: torch-free, for validate and info --data)
 
     def __init__(self, params, inputs, seed=0):
         super().__init__(params, inputs, seed)
-        img = next((inputs[k] for k in ("image", "x1", "x") if k in inputs), None)
-        self.size = params.size or (img.shape[-1] if img is not None else 32)
-        if self.size % params.patch:
-            raise ValueError(f"image size {self.size} is not a multiple of patch {params.patch}")
+        self.size = shapes_size(params, inputs)
+        SHAPES.require_fit(params, inputs)  # the parameters against the spec's inputs
         self.grid = (self.size // params.patch,) * 2
 
     def sample(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

@@ -19,10 +19,10 @@ Example::
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
 from ..envs.two_rooms import TwoRooms, TwoRoomsEnv
-from . import DataSource, SourceParams, register_source
+from . import DataSource, register_source
+from .catalog import TWO_ROOMS, TwoRoomsParams, two_rooms_view
 
 
 def collect(rooms: TwoRooms, episodes: int, length: int, policy: str, noise: float,
@@ -48,25 +48,14 @@ def collect(rooms: TwoRooms, episodes: int, length: int, policy: str, noise: flo
 class TwoRoomsSource(DataSource):
     """Transitions (and optional sequences) from trajectories collected once per seed."""
 
-    class Params(SourceParams):
-        episodes: int = Field(512, ge=1)  # trajectories collected at start
-        length: int = Field(32, ge=1)  # steps per trajectory
-        policy: str = Field("mixed", pattern="^(random|expert|mixed)$")  # mixed: half of each
-        noise: float = Field(0.5, ge=0)  # expert action noise
-        door: float = Field(0.4, gt=0, le=2)
-        speed: float = Field(0.1, gt=0)
-        obs: str = Field("auto", pattern="^(auto|state|pixels)$")  # auto: pixels when the spec's x is an image
-        horizon: int = Field(0, ge=0)  # > 0: also yield x_seq, a_seq of this many steps
+    Params = TwoRoomsParams  # the `with:` keys (catalog.py: torch-free, for validate and info --data)
 
     def __init__(self, params, inputs, seed=0):
         super().__init__(params, inputs, seed)
         p = params
         self.env = TwoRooms(door=p.door, speed=p.speed)  # renders stored states as pixels
-        x = inputs.get("x")
-        self.pixels = p.obs == "pixels" or (p.obs == "auto" and x is not None and len(x.shape) == 3)
-        self.size = x.shape[-1] if x is not None and len(x.shape) == 3 else 64
-        if p.horizon >= p.length:
-            raise ValueError(f"horizon {p.horizon} needs trajectories longer than length {p.length}")
+        self.pixels, self.size = two_rooms_view(p, inputs)
+        TWO_ROOMS.require_fit(p, inputs)  # the parameters against the spec's inputs
         gen = torch.Generator().manual_seed(seed * 7919 + 17)  # the dataset depends on the seed only
         if p.policy == "mixed":
             half = max(p.episodes // 2, 1)

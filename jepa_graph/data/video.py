@@ -13,9 +13,9 @@ Example::
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 
-from . import DataSource, FractionRange, SourceParams, register_source
+from . import DataSource, register_source
+from .catalog import VIDEO, VideoParams, video_clip
 from .masks import tube_batch
 from .shapes import CLASSES
 
@@ -59,20 +59,12 @@ def render_videos(n: int, frames: int, size: int, gen: torch.Generator, max_spee
 class VideoSource(DataSource):
     """Moving-shape clips with tube masks sized from the spec."""
 
-    class Params(SourceParams):
-        patch: int = Field(8, ge=1)  # spatial patch (match the encoder)
-        tubelet: int = Field(2, ge=1)  # frames per token (match the encoder)
-        max_speed: float = Field(0.25, ge=0)  # per frame, in units of half the frame
-        target_scale: FractionRange = (0.5, 0.6)  # spatial area of each target block, fraction of the frame
-        n_blocks: int = Field(2, ge=1)
+    Params = VideoParams  # the `with:` keys (catalog.py: torch-free, for validate and info --data)
 
     def __init__(self, params, inputs, seed=0):
         super().__init__(params, inputs, seed)
-        clip = inputs.get("clip")
-        _, self.frames, _, self.size = clip.shape if clip is not None else (3, 8, 32, 32)
-        if self.size % params.patch or self.frames % params.tubelet:
-            raise ValueError(f"clip {self.frames}x{self.size}x{self.size} does not split into "
-                             f"{params.tubelet}x{params.patch}x{params.patch} tubelets")
+        self.frames, self.size = video_clip(inputs)
+        VIDEO.require_fit(params, inputs)  # the parameters against the spec's inputs
         self.grid = (self.frames // params.tubelet, self.size // params.patch, self.size // params.patch)
 
     def sample(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

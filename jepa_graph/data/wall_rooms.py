@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import Field
 
 from ..envs.wall_rooms import WallRooms
-from . import DataSource, SourceParams, register_source
+from . import DataSource, register_source
+from .catalog import TWO_ROOMS_WALL, TwoRoomsWallParams, wall_pixels
 
 STEP = (1.0, 0.4, 0.2, 1.8)  # step length: mean, sd, truncated to [lo, hi] (pixels)
 MAX_ROUNDS = 64  # redraws of forced walks that failed to cross (each round most succeed)
@@ -160,23 +160,14 @@ def collect(rooms: WallRooms, episodes: int, length: int, door_share: float, var
 class TwoRoomsWallSource(DataSource):
     """Windows of random walks collected once per seed (see the module's docstring)."""
 
-    class Params(SourceParams):
-        episodes: int = Field(1024, ge=1, le=1_000_000)  # trajectories collected at start (~1.5 kB each)
-        length: int = Field(90, ge=1, le=10_000)  # steps per trajectory: 91 states, as published
-        horizon: int = Field(16, ge=1)  # steps per served window (x_seq has horizon + 1), <= length
-        door_share: float = Field(0.25, ge=0, le=1)  # share of trajectories forced through the door
-        variant: str = Field("random", pattern="^(random|fixed)$")  # per-trajectory layouts, or wall 32 door 18
-        kappa: float = Field(5.0, gt=0, le=1e4)  # concentration of the heading's turns
-        obs: str = Field("auto", pattern="^(auto|state|pixels)$")  # auto: pixels when the spec's x is an image
+    Params = TwoRoomsWallParams  # the `with:` keys (catalog.py: torch-free, for validate and info --data)
 
     def __init__(self, params, inputs, seed=0):
         super().__init__(params, inputs, seed)
         p = params
-        if p.horizon > p.length:
-            raise ValueError(f"horizon {p.horizon} needs trajectories of at least as many steps (length {p.length})")
+        TWO_ROOMS_WALL.require_fit(p, inputs)  # the parameters against the spec's inputs
         self.rooms = WallRooms()
-        x = inputs.get("x")
-        self.pixels = p.obs == "pixels" or (p.obs == "auto" and x is not None and len(x.shape) == 3)
+        self.pixels = wall_pixels(p, inputs)
         gen = torch.Generator().manual_seed(seed * 7919 + 29)  # the dataset depends on the seed only
         self.data = collect(self.rooms, p.episodes, p.length, p.door_share, p.variant, p.kappa, gen)
 

@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compiler.model import CompiledModel
+from ..compiler.pipeline import check
 from ..core.atomic import atomic_write
 from ..core.errors import Diagnostic, SpecError, did_you_mean
+from ..frontend.load import load, parse_file
+from ..frontend.spec import Spec
+from .broken import from_data, from_spec
 from .layout import RANKDIRS, Emphasis, Options, to_dot
-from .scene import Scene
+from .programs import meta_model, param_counts, program_nodes
+from .scene import Scene, from_graph
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
@@ -142,16 +148,10 @@ def diagram(obj: Any, opts: Options, search_path: list[str] | None = None) -> Di
 
 
 def _scene(obj: Any, opts: Options, search_path):
-    from ..compiler.model import CompiledModel, check
-    from ..frontend.spec import Spec
-    from .programs import meta_model, param_counts
-    from .scene import from_graph
-
     if isinstance(obj, CompiledModel):
         return from_graph(obj.graph, param_counts(obj) if opts.params else None), obj
     spec = obj
     if not isinstance(obj, Spec):
-        from ..frontend.load import load
         if not Path(str(obj)).is_file():
             load(obj)  # raises the located "no such spec file" error: there is nothing to draw
         try:
@@ -161,7 +161,6 @@ def _scene(obj: Any, opts: Options, search_path):
     try:
         g = check(spec, search_path)
     except SpecError as e:
-        from .broken import from_spec
         return from_spec(spec, e.diagnostics, search_path, opts.params), None
     need_model = opts.params or opts.program
     model = meta_model(g) if need_model else None
@@ -170,8 +169,6 @@ def _scene(obj: Any, opts: Options, search_path):
 
 def _broken_file(path, err: SpecError) -> Scene:
     """A file that parses but fails the spec model, or does not even parse (then only the caption)."""
-    from ..frontend.load import parse_file
-    from .broken import from_data
     try:
         raw = parse_file(path)
     except SpecError:
@@ -198,7 +195,6 @@ def _emphasis(sc: Scene, model, opts: Options) -> Emphasis:
         if opts.program not in model.program_names():
             raise SpecError(f"`{sc.name}` has no program `{opts.program}`",
                             hint="programs here: " + ", ".join(model.program_names()))
-        from .programs import program_nodes
         emph.used, emph.given = program_nodes(model, opts.program)
         emph.note = f"program `{opts.program}`: blue = computed" + (", dashed blue = given as input" if emph.given else "")
     return emph

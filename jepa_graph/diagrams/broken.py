@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
 
+from ..compiler.checks import check_graph
+from ..compiler.composite import Inliner
+from ..compiler.graph import Graph
+from ..compiler.shapes import infer_shapes
 from ..core.errors import Diagnostic, Location, SpecError
 from . import notation as N
+from .programs import partial_param_counts
 from .scene import Edge, Item, Scene, from_graph, port, raw_ema_label, regularizer_item
 
 _SECTIONS = (("inputs", "input"), ("latents", "latent"), ("actions", "action"))
@@ -41,7 +45,6 @@ def from_spec(spec, diagnostics: list[Diagnostic], search_path: list[str] | None
         return from_data(data, diagnostics, raw)
     counts = None
     if params:
-        from .programs import partial_param_counts
         counts = partial_param_counts(g)
     sc = from_graph(g, counts)
     sc.name, sc.errors = f"{spec.name} (invalid)", list(diagnostics)
@@ -54,18 +57,13 @@ def partial_graph(spec, search_path: list[str] | None = None):
 
     None when inlining fails (an unknown reference: there is no graph) or the graph has a cycle
     (nothing downstream of it can be ordered)."""
-    from ..compiler.checks import check_graph
-    from ..compiler.composite import Inliner
-    from ..compiler.graph import Graph
-    from ..compiler.shapes import infer_shapes
-
     g = Graph(spec)
     errors: list[Diagnostic] = []
     Inliner(g, errors, search_path).add_spec(spec, scope="", dims=dict(spec.dims), bindings=None)
     if errors:
         return None
     check_graph(g, errors)
-    if not nx.is_directed_acyclic_graph(g.nx):
+    if g.cycle() is not None:
         return None
     if not errors:  # the failure is in shape inference: it fills every node it gets to
         try:

@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import dot_source, pipe
 from . import notation as N
 from .layout import Options, to_dot
 from .legend import legend_scene
@@ -40,7 +41,6 @@ def picture_names(specs: Path) -> dict[str, Path]:
 
 def expected(specs: Path) -> dict[str, str]:
     """File name in the gallery -> DOT source it should hold (specs, then the legend)."""
-    from . import dot_source
     out = {f"{name}.dot": dot_source(_rel(p)) for name, p in picture_names(specs).items()}
     out["legend.dot"] = to_dot(legend_scene(), Options(shapes=True)).source
     return out
@@ -48,7 +48,6 @@ def expected(specs: Path) -> dict[str, str]:
 
 def write_gallery(specs: Path, gallery: Path) -> list[Path]:
     """(Re)write every picture; removes pictures (.dot and .svg) that no spec draws."""
-    from . import pipe
     gallery.mkdir(parents=True, exist_ok=True)
     want = expected(specs)
     written = []

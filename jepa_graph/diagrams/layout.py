@@ -56,7 +56,7 @@ def to_dot(sc: Scene, opts: Options, emph: Emphasis | None = None) -> graphviz.D
     _emit(dot, (), tree, sc, opts, emph, var_w)
     _stack_levels(dot, items, edges, sc, opts)
     if opts.legend:
-        from .legend import legend_graph
+        from .legend import legend_graph  # a cycle otherwise: the legend is drawn with this module's to_dot
         dot.subgraph(legend_graph(opts.rankdir))
     for e in edges:
         out_side, in_side = _SIDES[opts.rankdir]

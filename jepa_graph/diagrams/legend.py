@@ -5,6 +5,7 @@ from __future__ import annotations
 import graphviz
 
 from . import notation as N
+from .layout import Options, to_dot
 from .scene import Edge, Item, Scene
 
 _ORDER = ("input", "latent", "action", "encoder", "predictor", "actor", "op", "energy", "regularizer",
@@ -34,7 +35,6 @@ def legend_scene(prefix: str = "") -> Scene:
 
 def legend_graph(rankdir: str = "LR") -> graphviz.Digraph:
     """The legend as a cluster to place beside a diagram (node ids prefixed ``legend__``)."""
-    from .layout import Options, to_dot
     g = to_dot(legend_scene("legend__"), Options(rankdir=rankdir))
     g.name = "cluster_legend"
     g.graph_attr.update(style="rounded", color="#bbbbbb", fontsize="11")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..compiler.graph import SCALAR_KINDS, Graph, Node
+from ..frontend.spec import EmaParams
 
 
 @dataclass
@@ -158,7 +159,6 @@ def ema_label(ema: Any) -> str:
 def raw_ema_label(params: Any) -> str:
     """The EMA label from an EMA target's ``with:`` as written, for a spec with errors: its
     momentum and schedule when those validate (another key may be the error), else ``EMA``."""
-    from ..compiler.checks import EmaParams
     known = {k: v for k, v in params.items() if k in EmaParams.model_fields} if isinstance(params, dict) else {}
     try:
         return ema_label(EmaParams.model_validate(known))

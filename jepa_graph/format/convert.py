@@ -20,6 +20,7 @@ from .emit_jepa import emit_jepa, unwritable
 from ..core.errors import Location, SpecError
 from ..frontend.spec import Spec
 from ..frontend.load import build_spec, parse_file, read_text
+from ..frontend.parse_yaml import RawSpec
 
 SYNTAXES = ("yaml", "jepa")
 
@@ -101,5 +102,4 @@ def format_spec(spec: Spec | str | Path, to: str = "yaml") -> str:
 
 
 def _empty():
-    from ..frontend.parse_yaml import RawSpec
     return RawSpec(data={}, file="<python>")

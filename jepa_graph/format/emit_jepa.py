@@ -16,7 +16,6 @@ import re
 from typing import Any
 
 from .comments import Line
-from ..frontend.dsl_build import inline_name
 from .emit_yaml import ALIGN, WIDTH, pack
 from ..core.errors import SpecError
 from ..frontend.spec import LatentInference
@@ -239,6 +238,7 @@ def inlinable(data: dict, forms: dict[str, str], commented: set[tuple]) -> dict[
 
 
 def _inline_candidate(name: str, blocks: dict, forms: dict[str, str], counts: dict, commented: set) -> bool:
+    from ..frontend.dsl_build import inline_name  # lark (the DSL's parser): only when .jepa text is written
     b = blocks[name]
     ins = b.get("in", [])
     return (forms[name] == "copy" and set(b) == {"kind", "share", "in"} and b["share"] not in ("sg", "ema")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import Diagnostic, Location, SpecError, did_you_mean
+from ..core.registry import list_blocks
 from .dsl_lines import tok_loc as _tok_loc
 from .parse_dsl import VAR_SECTIONS, Inline, V
 from .parse_yaml import RawSpec
@@ -281,7 +282,6 @@ def _merge(fields: list[tuple[Any, Location, V]], what: str, loc: Location | Non
 
 
 def _copy_hint(target: str, blocks: dict) -> str:
-    from ..core.registry import list_blocks
     if "." in target:
         return f"the kind of `{target}` is not known in this file: add it, e.g. `{target}(x) as encoder`"
     kinds = sorted({c.kind for c in list_blocks() if c.name == target})

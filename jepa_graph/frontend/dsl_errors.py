@@ -10,7 +10,7 @@ words, and the hint is built from what would fit there. Either way the error is 
 
 Mistakes caught after parsing (an input after a keyword argument, an unknown block copied...)
 have their messages in :mod:`jepa_graph.dsl_build`; ``dsl_mistakes.CHECKED`` lists example
-inputs for them so that ``tests/test_dsl_errors.py`` covers both kinds with one loop.
+inputs for them so that ``tests/frontend/test_dsl_errors.py`` covers both kinds with one loop.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from functools import lru_cache
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
+from .dsl_lines import CLOSERS, OPENERS, SYMBOL
 from .dsl_mistakes import MISTAKES
+from .parse_dsl import parser
 from ..core.errors import Location, SpecError, did_you_mean
 
 KEYWORDS = ("jepa", "description", "schema", "input", "latent", "action", "objective", "costs", "level")
@@ -137,7 +139,6 @@ def _signature(e: UnexpectedInput) -> tuple:
 def _example_signatures(example: str) -> tuple[tuple, ...]:
     """How ``example`` fails as the first, second and a later statement of a file (at a
     statement's start the parser's state depends on how many statements came before)."""
-    from .parse_dsl import parser
     out = []
     for text in (example, "jepa x\n" + example, "jepa x\njepa y\n" + example):
         try:
@@ -235,9 +236,6 @@ def _relabel(label: str | None, e: UnexpectedInput, stack: list, first: str, pre
 
 def parse_error(e: UnexpectedInput, text: str, file: str, open_brackets: list) -> SpecError:
     """A lark error -> :class:`SpecError` with a location, a message in words and a hint."""
-    from .dsl_lines import CLOSERS, OPENERS, SYMBOL
-    from .parse_dsl import parser
-
     loc = _where(e, text, file)
     stack = list(open_brackets)
     terminals = {t.name: t.pattern.value for t in parser().terminals if t.pattern.type == "str"}

@@ -3,7 +3,7 @@
 Data, not code (lark's ``GRAMMAR_ERRORS`` idea): :mod:`jepa_graph.dsl_errors` matches a parse
 error against the examples of :data:`MISTAKES` (same parser state and token) and reports the
 entry's message; :data:`CHECKED` lists inputs whose mistakes are caught after parsing (in
-:mod:`jepa_graph.dsl_build`). ``tests/test_dsl_errors.py`` loops over both, so every entry is
+:mod:`jepa_graph.dsl_build`). ``tests/frontend/test_dsl_errors.py`` loops over both, so every entry is
 tested as the first, second and a later statement of a file.
 """
 from __future__ import annotations

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import spec as S
@@ -54,7 +55,7 @@ def parse_file(path: str | Path, text: str | None = None) -> RawSpec:
     if text is None:
         text = read_text(path)
     if path.endswith(".jepa"):
-        from .parse_dsl import parse_dsl  # the DSL front end
+        from .parse_dsl import parse_dsl  # lark: only for .jepa files
         return parse_dsl(text, path)
     if path.endswith((".yaml", ".yml", "<string>")):
         return parse_yaml(text, path)
@@ -96,7 +97,6 @@ def from_dict(data: dict, file: str = "<python>.yaml") -> S.Spec:
 
         spec = jg.from_dict({"name": "tiny", "inputs": {"x": {"shape": [4]}}, "blocks": {...}})
     """
-    import yaml
     try:
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
     except yaml.representer.RepresenterError:

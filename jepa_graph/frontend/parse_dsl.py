@@ -272,6 +272,7 @@ class Build(Transformer):
 
 def parse_dsl(text: str, file: str = "<string>.jepa") -> RawSpec:
     """Parse ``.jepa`` text into a :class:`RawSpec`. Raises :class:`SpecError` with a location."""
+    # a cycle otherwise: dsl_build and dsl_errors import this module's node types and parser
     from .dsl_build import assemble
     from .dsl_errors import parse_error
 

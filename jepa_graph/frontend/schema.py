@@ -14,6 +14,7 @@ from typing import Any
 from ..core.registry import list_blocks
 from ..core.tensors import MAX_SIZE
 from .spec import NAME_RE, EmaParams, Spec
+from .train_config import SHORTHANDS
 
 SCHEMA_ID = "https://jepa-graph.dev/schema/spec.json"
 # a size written as an integer or as the name of one of the spec's dims (registry.DimInt)
@@ -59,7 +60,6 @@ def _train_shorthands(defs: dict[str, Any]) -> None:
     props["optimizer"] = {"anyOf": [opt["name"], {"$ref": "#/$defs/OptimizerConfig"}]}
     props["data"] = {"anyOf": [{"type": "string", "description": "a data source name (shorthand for {source: ...})"},
                                {"$ref": "#/$defs/DataConfig"}, {"type": "null"}], "default": None}
-    from .train_config import SHORTHANDS
     for key in SHORTHANDS:
         props[key] = opt.get(key) or sched[key]
 

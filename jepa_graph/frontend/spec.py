@@ -62,11 +62,15 @@ LatentRegName = Literal["l1", "l2", "kl", "none"]
 
 
 class LatentInference(Strict):
-    """Defaults for F(x, y) = min_z E(x, y, z)."""
+    """Defaults for F(x, y) = min_z E(x, y, z) (see jepa_graph.inference.minimize for why these)."""
 
     method: Literal["gradient", "enumerate", "cem", "sample"] = "gradient"
-    steps: Count = 20  # enough for a small latent to settle
-    lr: Annotated[float, Field(gt=0)] = 0.1
+    steps: Count | None = None  # gradient: the cap on a sample's steps (None: 200); cem: rounds (None: 20)
+    lr: Annotated[float, Field(gt=0)] | None = None  # None: the optimizer's own (adam 0.1, lbfgs 1.0)
+    optimizer: Literal["adam", "lbfgs"] = "lbfgs"  # gradient: how a sample's z moves
+    restarts: Count = 1  # gradient: starting points per sample (the first the encoder's guess, or 0)
+    tol_e: Annotated[float, Field(ge=0)] = 1e-6  # gradient: converged once |dE| <= tol_e (1 + |E|) ...
+    tol_z: Annotated[float, Field(ge=0)] = 1e-4  # ... and |dz| <= tol_z, on 2 steps in a row
 
 
 class LatentVar(Strict):
@@ -250,5 +254,5 @@ class Spec(Strict):
 
     def _repr_svg_(self) -> str | None:
         """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
-        from ..diagrams import repr_svg
+        from ..diagrams import repr_svg  # upward (pyproject's stated exception): only when a notebook shows it
         return repr_svg(self)

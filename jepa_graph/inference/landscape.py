@@ -27,6 +27,7 @@ import torch
 
 from ..core.errors import SpecError
 from .latents import EnergyFn, latent_spaces, resolve
+from .minimize import minimize_energy
 
 
 @dataclass
@@ -51,7 +52,6 @@ def latent_landscape(model, batch: dict[str, torch.Tensor], over: str | None = N
 
     ``over`` may be left out when one latent is left to infer. Other latents not in ``batch``
     are held at their part of the joint minimiser z* of the sample (listed in ``held``)."""
-    from .minimize import minimize_energy
     if over is None:
         spaces, given = resolve(model, batch, None)
         if len(spaces) != 1:
@@ -110,7 +110,6 @@ def energy_along(model, batch: dict[str, torch.Tensor], input: str, a: torch.Ten
                  sample: int = 0, n: int = 121, extend: float = 0.25, **kw) -> Landscape:
     """F(x, y(t)) for y(t) = (1 - t) a + t b, t in [-extend, 1 + extend]; ``a``, ``b`` one sample
     of ``input`` (no batch dim). Latents not in ``batch`` are minimised (``kw`` to minimize_energy)."""
-    from .minimize import minimize_energy
     if input not in model.input_names("energy"):
         raise SpecError(f"`{input}` is not an input of the energy of `{model.spec.name}`",
                         hint="inputs: " + ", ".join(model.input_names("energy")))
@@ -133,9 +132,10 @@ def energy_along(model, batch: dict[str, torch.Tensor], input: str, a: torch.Ten
 def plot(land: Landscape, path: str | Path, title: str = "") -> Path:
     """Write ``land`` to a PNG (matplotlib, Agg backend). Returns the path."""
     try:
+        # matplotlib: only to draw (an optional extra, and slow to import)
         import matplotlib
         matplotlib.use("Agg")  # files only; no display needed
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # after use("Agg"): the backend is chosen first
     except ImportError:
         raise SpecError("plotting needs matplotlib", hint="pip install 'jepa-graph[plot]'") from None
     fig, ax = plt.subplots(figsize=(6, 4.5) if land.kind == "map" else (6, 3.6))

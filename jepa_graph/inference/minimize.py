@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -39,17 +40,40 @@ from .modes import Modes, predict_modes
 
 log = logging.getLogger(__name__)
 METHODS = ("gradient", "enumerate", "cem", "sample")
+STEPS = {"gradient": 200, "enumerate": 200, "cem": 20, "sample": 1}  # when neither the call nor the latent says
+LR = {"adam": 0.1, "lbfgs": 1.0}  # each optimizer's step size when neither the call nor the latent gives one
 
-__all__ = ["METHODS", "Modes", "minimize_energy", "predict_modes", "free_energy", "infer_latents", "latent_encoder_loss",
-           "loss_with_latents"]
+__all__ = ["METHODS", "Minimum", "Modes", "minimize_energy", "predict_modes", "free_energy", "infer_latents",
+           "latent_encoder_loss", "loss_with_latents"]
+
+
+@dataclass
+class Minimum:
+    """What :func:`minimize_energy` found, with ``return_info=True``.
+
+    ``z`` z* (as the plain return gives it), ``F`` (B,); for a gradient descent ``converged``
+    (B,) bool, whether the descent that gave a sample's z* passed the convergence test (not
+    stopped by the step cap), and ``steps`` (B,) long, the steps it took (enumeration alone:
+    all converged in 0 steps). ``cem`` and ``sample`` run a fixed budget with no convergence
+    test: None for both. ``capped`` counts the samples that hit the cap."""
+
+    z: torch.Tensor | dict[str, torch.Tensor]
+    F: torch.Tensor
+    converged: torch.Tensor | None = None
+    steps: torch.Tensor | None = None
+
+    @property
+    def capped(self) -> int:
+        return 0 if self.converged is None else int((~self.converged).sum())
 
 
 def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str] | None = None,
                     method: str | None = None, *, steps: int | None = None, lr: float | None = None,
-                    optimizer: str = "adam", restarts: int = 1, samples: int = 64, elites: int = 8,
+                    optimizer: str | None = None, restarts: int | None = None, samples: int = 64, elites: int = 8,
                     init: torch.Tensor | dict[str, torch.Tensor] | None = None, use_encoder: bool = True,
                     max_batch: int | None = None, on_nonfinite: str = "raise",
-                    generator: torch.Generator | None = None):
+                    generator: torch.Generator | None = None, tol_e: float | None = None,
+                    tol_z: float | None = None, return_info: bool = False):
     """z* = argmin_z E(x, y, z) and F = E(x, y, z*) for every sample of ``batch``.
 
     Args:
@@ -90,11 +114,17 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
         raise SpecError(f"`enumerate` needs a discrete latent; {', '.join(f'`{s.name}`' for s in spaces)} "
                         f"{'is' if len(spaces) == 1 else 'are'} {'/'.join(sorted({s.kind for s in spaces}))}",
                         hint="use method=\"gradient\", \"cem\" or \"sample\"")
+    cont = next((s for s in spaces if not s.discrete), spaces[0])
+    inf = cont.inference
+    restarts = restarts if restarts is not None else inf.restarts
     if samples < 1 or restarts < 1:
         raise ValueError(f"minimize_energy needs samples >= 1 and restarts >= 1, got {samples} and {restarts}")
-    cont = next((s for s in spaces if not s.discrete), spaces[0])
-    steps = steps if steps is not None else cont.inference.steps
-    lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else cont.inference.lr)
+    optimizer = optimizer or inf.optimizer
+    steps = steps if steps is not None else inf.steps if inf.steps is not None else STEPS[method]
+    lr = lr if lr is not None else inf.lr if inf.lr is not None and optimizer == inf.optimizer else \
+        LR[optimizer]  # a declared lr is for the declared optimizer
+    tol_e = tol_e if tol_e is not None else inf.tol_e
+    tol_z = tol_z if tol_z is not None else inf.tol_z
     what = f"`{method}` minimisation over {', '.join(f'`{s.name}`' for s in spaces)}"
     fn = EnergyFn(model, {k: v.detach() for k, v in given.items()}, spaces, what, max_batch, on_nonfinite, hoist=True)
     if fn.B is None:
@@ -104,7 +134,7 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
     over_spaces = {s.arg: s.space for s in spaces}  # the candidates' keys are the programs' placeholders
     if method in ("gradient", "enumerate"):  # line-search trials: a non-finite energy only rejects the step
         best = search.descend(fn, over_spaces, B, steps=steps, lr=lr, optimizer=optimizer, restarts=restarts,
-                              trial=partial(fn, trial=True), **kw)
+                              trial=partial(fn, trial=True), tol_e=tol_e, tol_z=tol_z, **kw)
     elif method == "cem":
         best = search.cem(fn, over_spaces, B, steps=steps, samples=samples, elites=elites, probs=probs, **kw)
     else:
@@ -118,7 +148,15 @@ def minimize_energy(model, batch: dict[str, torch.Tensor], over: str | list[str]
                                     or any(v.requires_grad for v in given.values())):
         energy = EnergyFn(model, given, spaces, what)({s.arg: z_star[s.name] for s in spaces})
     single = isinstance(over, str) or (over is None and len(spaces) == 1)
-    return (z_star[spaces[0].name] if single else z_star), energy
+    z_out = z_star[spaces[0].name] if single else z_star
+    if not return_info:
+        if best.converged is not None and steps > 0 and not best.converged.all():
+            log.warning("%s: %d of %d sample(s) hit the step cap (steps=%d, %s) before converging (|dE| <= %g (1 + |E|) "
+                        "and |dz| <= %g); raise `steps` (the latent's `inference: {steps: ...}`, or "
+                        "train.latent_steps) or check `lr`", what, int((~best.converged).sum()), B, steps,
+                        optimizer, tol_e, tol_z)
+        return z_out, energy
+    return Minimum(z_out, energy, best.converged, best.steps)
 
 
 def free_energy(model, batch: dict[str, torch.Tensor], over: str | list[str] | None = None,

@@ -68,7 +68,7 @@ class PredictorACMLP(BlockType):
     def infer(self, p, ins):
         for i, t in enumerate(ins):
             expect_float(t, i)
-            if len(t.shape) != 1:
+            if not t.batched or len(t.shape) != 1:
                 raise ShapeMismatch(f"expects a vector [B, n] on input {i} ({self.input_names[i]})", i, "[B, n]")
         return vec(p.out)
 

@@ -2,8 +2,10 @@
 
 Under ``torchrun --nproc_per_node=N`` the environment carries ``RANK``/``WORLD_SIZE``; the
 trainer joins the process group (nccl on GPU, gloo on CPU), wraps the training program in DDP
-(gradients averaged across ranks), and each rank takes its shard of the global batch. Rank 0
-writes checkpoints and metrics. Without those variables everything here is a no-op.
+(gradients averaged across ranks), and each rank takes its shard of the global batch. Blocks
+whose output depends on the whole batch see the global one: the batch-statistics regularisers
+gather the shards (:func:`gather_batch`), BatchNorm is synchronised (``sync_batchnorm.py``).
+Rank 0 writes checkpoints and metrics. Without those variables everything here is a no-op.
 """
 from __future__ import annotations
 

@@ -25,6 +25,10 @@ from .spaces import Continuous, Discrete, Space, combinations
 log = logging.getLogger(__name__)
 
 
+# a row has converged once the test held on this many steps in a row (one step may stall by chance)
+WINDOW = 2
+
+
 def split(spaces: dict[str, Space]) -> tuple[dict[str, Continuous], dict[str, Discrete]]:
     """The continuous and the discrete spaces of ``spaces``, by name."""
     for name, s in spaces.items():
@@ -52,9 +56,10 @@ def _tile(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
 
 def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | None = None, steps: int, lr: float,
             optimizer: str = "adam", restarts: int = 1, trial: Objective | None = None,
-            generator: torch.Generator | None = None, device=None) -> Best:
+            generator: torch.Generator | None = None, device=None, tol_e: float = 0.0, tol_z: float = 0.0,
+            window: int = WINDOW) -> Best:
     """Enumerate the discrete spaces; minimise ``f`` over the continuous ones by projected Adam or
-    per-row L-BFGS, for B problems at once.
+    per-row L-BFGS, for B problems at once, each row until it converges or ``steps`` run out.
 
     Args:
         f: the objective, (C * B,) values of candidates laid out ``c * B + b``.
@@ -62,22 +67,32 @@ def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | No
         B: problems.
         init: start points (B, *value_shape) by name (continuous spaces; default each one's
             prior mode); restart 0 starts there, the other ``restarts - 1`` from prior draws.
-        steps, lr: outer iterations and the step size (L-BFGS: its first trial step).
+        steps, lr: the cap on a row's steps and the step size (L-BFGS: its first trial step).
         optimizer: "adam" or "lbfgs".
         trial: how L-BFGS evaluates its line-search trial points (default ``f``); a non-finite
             value there only rejects the trial.
+        tol_e, tol_z, window: a row has converged once, on ``window`` steps in a row, its value
+            changed by at most ``tol_e * (1 + |value|)`` and no coordinate moved more than
+            ``tol_z``; it then stops moving. The defaults (0) stop a row only when it no longer
+            changes at all (so the row runs to the cap as it would without the test).
 
-    ``steps`` counts outer iterations; each row's result is independent of the other rows. Adam
-    costs one value-and-gradient evaluation of all rows per step, and one evaluation at the end;
-    every point it visits may become the best. L-BFGS (:func:`_lbfgs`) costs one evaluation at
-    the start, then per step one for each trial step of its line search (one when every row takes
-    its first trial; more, each shortening the step, until the step no longer moves the row), and
-    stops early once every row has converged; the best is each row's last iterate.
+    Every row moves on its own, so a row's result does not depend on the other rows: the batch
+    stays one tensor and a converged row is masked (it keeps its point), not removed; the loop
+    ends when every row has converged or at the cap. Adam costs one value-and-gradient evaluation
+    of all rows per step (and one more at the cap); every point it visits may become the best.
+    L-BFGS (:func:`_lbfgs`) costs one evaluation at the start, then per step one for each trial
+    step of its line search (one when every row takes its first trial); it also stops a row whose
+    gradient vanishes or whose steepest descent no longer goes down; the best is each row's last
+    iterate.
 
-    Returns the :class:`~.objective.Best` per problem: ``params`` (B, *value_shape), ``value`` (B,).
+    Returns the :class:`~.objective.Best` per problem: ``params`` (B, *value_shape), ``value`` (B,),
+    ``converged`` (B,) bool and ``steps`` (B,) long of the row that gave the best (enumeration
+    alone: all converged, 0 steps).
     """
     if optimizer not in ("adam", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
     device = device_of(init, device)
     cont, _ = split(spaces)
     M, disc = combinations(spaces, device)
@@ -92,35 +107,94 @@ def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | No
     if not cont:
         at_step(f, 0)
         best.update(f(fixed), fixed)
+        best.converged = torch.ones(B, dtype=torch.bool, device=best.value.device)
+        best.steps = torch.zeros(B, dtype=torch.long, device=best.value.device)
         return best
 
     def record(e: torch.Tensor, xs: Params) -> None:
         # a guard: only points inside their bounds may be the best (both optimisers project first)
         best.update(torch.where(_inside(xs, cont), e.detach(), math.inf), {**fixed, **xs})
 
+    stop = _Stop(tol_e, tol_z, window)
     with torch.enable_grad():  # x needs gradients even when the caller runs under no_grad
         if optimizer == "adam":  # every point visited may be the best: Adam does not descend monotonically
-            params = {k: v.detach().clone().requires_grad_(True) for k, v in x0.items()}
-            opt = torch.optim.Adam(list(params.values()), lr=lr)
-            for i in range(steps):
-                at_step(f, i)
-                e = f({**fixed, **params})
-                record(e, params)
-                grads = torch.autograd.grad(e.sum(), list(params.values()))  # weights get no .grad
-                for p, gr in zip(params.values(), grads):
-                    p.grad = gr
-                opt.step()
-                _project(params, cont)
-            at_step(f, steps)
-            with torch.no_grad():
-                record(f({**fixed, **params}), params)
+            converged, taken = _adam(f, fixed, cont, x0, record, stop, steps=steps, lr=lr)
         else:  # the last iterate: the lowest point the row accepted, the most converged of equals
             flat = _Flat(cont, x0)
             g = trial or f
-            x, fx = _lbfgs(f, lambda x, trial=False: (g if trial else f)({**fixed, **flat.unpack(x)}),
-                           flat, steps=steps, lr=lr)
+            x, fx, converged, taken = _lbfgs(f, lambda x, trial=False: (g if trial else f)({**fixed, **flat.unpack(x)}),
+                                             flat, stop, steps=steps, lr=lr)
             record(fx, flat.unpack(x))
+    best.converged, best.steps = converged[best.row], taken[best.row]
     return best
+
+
+class _Stop:
+    """The per-row convergence test of :func:`descend`: ``update`` after each step with the
+    value before and after it and how far each row moved; ``converged`` (rows,) never reverts."""
+
+    def __init__(self, tol_e: float, tol_z: float, window: int):
+        self.tol_e, self.tol_z, self.window = tol_e, tol_z, window
+        self.streak: torch.Tensor | None = None
+        self.converged: torch.Tensor | None = None
+
+    def start(self, n: int, device) -> None:
+        self.streak = torch.zeros(n, dtype=torch.long, device=device)
+        self.converged = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def update(self, before: torch.Tensor, after: torch.Tensor, moved: torch.Tensor) -> None:
+        """``before``, ``after`` (rows,) values; ``moved`` (rows,) the largest |dz| of the step."""
+        meets = ((after - before).abs() <= self.tol_e * (1 + after.abs())) & (moved <= self.tol_z)
+        self.streak = torch.where(meets, self.streak + 1, 0)
+        self.converged |= self.streak >= self.window
+
+
+# Adam's moment decays and denominator guard (torch.optim.Adam's defaults)
+_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+
+
+def _adam(f: Objective, fixed: Params, cont: dict[str, Continuous], x0: Params, record, stop: _Stop, *,
+          steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected Adam (torch.optim.Adam's update, per coordinate) on every row at once, a converged
+    row frozen where it is; ``record`` sees every point evaluated. Returns per row whether it
+    converged (rows,) bool and the steps it took (rows,) long."""
+    x = {k: v.detach().clone() for k, v in x0.items()}
+    m = {k: torch.zeros_like(v) for k, v in x.items()}
+    v2 = {k: torch.zeros_like(v) for k, v in x.items()}
+    n = next(iter(x.values())).shape[0]
+    dev = next(iter(x.values())).device
+    stop.start(n, dev)
+    taken = torch.zeros(n, dtype=torch.long, device=dev)
+    e_prev = moved = None
+    for i in range(steps + 1):
+        at_step(f, i)
+        if i == steps:  # the cap: the last point is evaluated, not moved from
+            with torch.no_grad():
+                e = f({**fixed, **x})
+        else:
+            xs = {k: z.requires_grad_(True) for k, z in x.items()}
+            e = f({**fixed, **xs})
+        record(e, x)
+        if e_prev is not None:
+            stop.update(e_prev, e.detach(), moved)
+        if i == steps or bool(stop.converged.all()):
+            break
+        grads = torch.autograd.grad(e.sum(), list(xs.values()))  # weights get no .grad
+        live = ~stop.converged
+        bc1, bc2 = 1 - _BETA1 ** (i + 1), math.sqrt(1 - _BETA2 ** (i + 1))
+        moved = torch.zeros(n, device=dev)
+        with torch.no_grad():
+            for (k, s), g in zip(cont.items(), grads):
+                keep = live.view(-1, *([1] * (g.dim() - 1)))
+                m[k] = torch.where(keep, m[k].lerp(g, 1 - _BETA1), m[k])
+                v2[k] = torch.where(keep, v2[k] * _BETA2 + (1 - _BETA2) * g * g, v2[k])
+                z = x[k].detach()
+                zn = torch.where(keep, s.project(z - (lr / bc1) * m[k] / (v2[k].sqrt() / bc2 + _EPS)), z)
+                moved = torch.maximum(moved, (zn - z).abs().flatten(1).amax(1))
+                x[k] = zn
+        taken += live
+        e_prev = e.detach()
+    return stop.converged, taken
 
 
 class _Flat:
@@ -144,7 +218,8 @@ _HISTORY, _LS_TRIES, _C1, _F_EPS, _CURV_EPS, _GRAD_TOL, _STEP_TOL = 10, 10, 1e-4
 _LS_MAX = 100  # a bound only: the step reaches _STEP_TOL from any float32 length well within it
 
 
-def _lbfgs(obj: Objective, value, flat: _Flat, *, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
+           lr: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Projected L-BFGS from ``flat.x``, every row (candidate) on its own, all rows batched.
 
     Each row has its own last ``_HISTORY`` (s, y) pairs (tensors (m, rows, d); a pair with
@@ -158,11 +233,13 @@ def _lbfgs(obj: Objective, value, flat: _Flat, *, steps: int, lr: float) -> tupl
     along -g, one that moves the row at most ``lr`` in L1 norm). Coordinates a bound holds against
     their gradient stay put for the step and trial points are projected onto the box, so every
     point is feasible. A row whose search fails forgets its history and next tries steepest
-    descent; one whose steepest descent fails, or whose gradient vanishes, is done (stops moving);
-    a warning is logged for rows that stop at their start point with a gradient left. ``value``
-    maps (rows, d) (and ``trial=True`` for line-search points) to (rows,); ``obj`` is told the step.
+    descent; one whose steepest descent fails, whose gradient vanishes, or that passes ``stop``'s
+    test, is done (stops moving); a warning is logged for rows that stop at their start point with
+    a gradient left. ``value`` maps (rows, d) (and ``trial=True`` for line-search points) to
+    (rows,); ``obj`` is told the step.
 
-    Returns each row's last iterate (rows, d) and its value (rows,)."""
+    Returns each row's last iterate (rows, d), its value (rows,), whether it converged (rows,)
+    bool (done with a finite value, not stuck at its start) and the steps it took (rows,) long."""
     lo, hi, x = flat.lo, flat.hi, flat.x
     N, d = x.shape
     S, Y, rho = x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N, d), x.new_zeros(_HISTORY, N)
@@ -177,13 +254,16 @@ def _lbfgs(obj: Objective, value, flat: _Flat, *, steps: int, lr: float) -> tupl
     f, g = f_and_grad(x)
     done = ~(torch.isfinite(f) & torch.isfinite(g).all(1))  # (N,) rows that no longer move
     moved = torch.zeros_like(done)
+    stop.start(N, x.device)
+    taken = torch.zeros(N, dtype=torch.long, device=x.device)
     for i in range(steps):
         at_step(obj, i)
         free = ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # (N, d) not held by the box
         gf = g * free
-        done |= gf.abs().amax(1) <= _GRAD_TOL
+        done |= (gf.abs().amax(1) <= _GRAD_TOL) | stop.converged
         if done.all():
             break
+        taken += ~done
         p = -_two_loop(gf, S, Y, rho, gamma) * free
         dg = (gf * p).sum(1)  # f'(0) along p
         fresh = ~(dg < 0) | (rho == 0).all(0)  # no history, or its direction does not go down
@@ -217,16 +297,18 @@ def _lbfgs(obj: Objective, value, flat: _Flat, *, steps: int, lr: float) -> tupl
             gamma = torch.where(keep, sy / (y * y).sum(1), gamma)
         done |= pending & fresh  # not even steepest descent goes lower: a minimum, to precision
         rho[:, pending] = 0.0
+        stop.update(f, fn_, s.abs().amax(1))
         x, f, g = xn, fn_, gn
         done |= ~(torch.isfinite(f) & torch.isfinite(g).all(1))
     gf = g * ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # the gradient a step could follow
+    done |= (gf.abs().amax(1) <= _GRAD_TOL) | stop.converged  # as the next step would find
     stuck = ~moved & (gf.abs().amax(1) > 1e-4 * (f.abs() + 1)) & torch.isfinite(f)  # not a minimum to rounding
     if steps > 0 and stuck.any():
         log.warning("%s: L-BFGS left %d of %d row(s) at their start point: no step along the gradient "
                     "(largest |dE/dz| %.3g) lowered the energy; it may be non-smooth or overflow nearby, "
                     "or `lr` (%g) be far off: try optimizer=\"adam\"", what(obj), int(stuck.sum()), N,
                     float(gf[stuck].abs().max()), lr)
-    return x, f
+    return x, f, done & ~stuck & torch.isfinite(f), taken
 
 
 def _two_loop(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, rho: torch.Tensor,

@@ -43,18 +43,23 @@ class Best:
     """Per-problem running minimum over candidate rows laid out ``c * B + b``.
 
     ``value`` (B,) the lowest value seen per problem (+inf before any), ``params`` the point
-    where (a dict of (B, *value_shape) tensors, None before the first update)."""
+    where (a dict of (B, *value_shape) tensors, None before the first update), ``row`` (B,) the
+    row of the update call that gave it. A descent fills ``converged`` (B,) bool, whether the row
+    that gave the best had converged, and ``steps`` (B,) int, the steps it took (None otherwise)."""
 
     def __init__(self, B: int, device=None):
         self.B = B
         self.value = torch.full((B,), math.inf, device=device)
         self.params: Params | None = None
+        self.row = torch.arange(B, device=device)
+        self.converged: torch.Tensor | None = None
+        self.steps: torch.Tensor | None = None
 
     def update(self, values: torch.Tensor, params: Params) -> None:
         """``values`` (C * B,) of the candidates ``params`` (C * B, ...)."""
         e = values.detach().view(-1, self.B)  # (C, B)
         if self.value.device != e.device:
-            self.value = self.value.to(e.device)
+            self.value, self.row = self.value.to(e.device), self.row.to(e.device)
         val, c = e.min(0)  # best candidate of this call, per problem
         rows = c * self.B + torch.arange(self.B, device=e.device)
         better = val < self.value
@@ -65,3 +70,4 @@ class Best:
                 m = better.view(-1, *([1] * (v.dim() - 1)))
                 self.params[k] = torch.where(m, v.detach()[rows], self.params[k])
         self.value = torch.where(better, val, self.value)
+        self.row = torch.where(better, rows, self.row)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from ..core.atomic import atomic_writer
@@ -60,7 +61,6 @@ def spec_text(spec) -> str:
     src = getattr(spec, "source", None)
     if src is not None and getattr(src, "text", ""):
         return src.text
-    import yaml
     return yaml.safe_dump(spec.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False)
 
 
@@ -79,7 +79,7 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     try:
-        import numpy as np
+        import numpy as np  # optional: its stream is saved only where it is installed
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         state["numpy"] = {"kind": kind, "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
                           "has_gauss": int(has_gauss), "gauss": float(gauss)}
@@ -95,7 +95,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     if "numpy" in state:
-        import numpy as np
+        import numpy as np  # optional: only for a state that has its stream
         s = state["numpy"]
         np.random.set_state((s["kind"], s["keys"].numpy().astype("uint32"), s["pos"], s["has_gauss"], s["gauss"]))
 

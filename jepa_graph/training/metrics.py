@@ -32,6 +32,7 @@ import torch
 
 from ..compiler.programs import declare, fx_name
 from ..core.atomic import atomic_write
+from ..core.errors import Location, SpecError, register_source
 
 log = logging.getLogger(__name__)
 STD_FLOOR = 1e-3  # below this, every sample has nearly the same representation
@@ -132,7 +133,6 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
     A last line that is not JSON was torn by a kill mid-write (the run may still be going) and is
     skipped; a bad line before it is a located SpecError."""
-    from ..core.errors import Location, SpecError, register_source
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.jsonl"

@@ -17,9 +17,10 @@ _SKIP = ("step", "steps_per_s", "lr")
 def plot_run(run: str | Path, output: str | Path | None = None) -> Path:
     """Draw ``run``'s metrics.jsonl to ``output`` (default ``<run>/metrics.png``)."""
     try:
+        # matplotlib: only to draw (an optional extra, and slow to import)
         import matplotlib
         matplotlib.use("Agg")  # files only; no display needed
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # after use("Agg"): the backend is chosen first
     except ImportError:
         raise SpecError("plotting needs matplotlib", hint="pip install 'jepa-graph[plot]'") from None
     run = Path(run)

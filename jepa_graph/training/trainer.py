@@ -42,12 +42,14 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
 from .checkpoint import SpecMismatch, check_spec, load_checkpoint, read_checkpoint, save_checkpoint
 from ..core.errors import BlockRuntimeError, SpecError
 from ..compiler.lower import LATENT_PENALTIES
 from ..compiler.programs import train_step
-from ..inference.latents import NonFiniteEnergyError
+from ..inference.latents import NonFiniteEnergyError, latent_spaces
+from ..inference.minimize import infer_latents as minimize_latents, latent_encoder_loss
 from .metrics import MetricsWriter, collapse_reason, collapse_stats
 from ..compiler.model import CompiledModel
 from .checks import (LOC, check_batch, check_config, check_device, check_source, nonfinite_weights_block,
@@ -57,6 +59,7 @@ from ..runtime import distributed as dist_util
 from ..data import resolve_source
 from ..runtime.inputs import InputError
 from ..runtime.locate import culprit, first_nonfinite_block, nonfinite_grad_block
+from ..runtime.sync_batchnorm import UnsyncableBatchNorm, convert_sync_batchnorm
 from .optim import lr_factor, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -121,7 +124,6 @@ class Trainer:
         self.latents = [n for n in self.input_names if g.nodes.get(n) is not None and g.nodes[n].op == "latent"]
         self.params = [p for p in self.program.parameters() if p.requires_grad]
         # latents with an amortised `encoder` train it to predict z* (it also starts the search)
-        from ..inference.latents import latent_spaces
         self.latent_encoders = [s.encoder for s in latent_spaces(model).values() if s.encoder]
         seen = {id(p) for p in self.params}
         for enc in self.latent_encoders:
@@ -138,7 +140,8 @@ class Trainer:
             self.step_module = torch.compile(self.step_module)
             self.lean_module = torch.compile(self.lean_module) if self.lean_module is not None else None
         self.ddp_params = {id(p) for p in self.program.parameters()} if self.world > 1 else set()
-        if self.world > 1:
+        if self.world > 1:  # BatchNorm normalises over the global batch, as one process would
+            _sync_batchnorm(model)
             self.step_module = dist_util.wrap_ddp(self.step_module, self.device)
         self.optimizer = make_optimizer(self.params, cfg.optimizer)
         self.scheduler = make_scheduler(self.optimizer, cfg)
@@ -265,7 +268,6 @@ class Trainer:
             raise self._locate(batch, e) from e
         loss = out["loss"]
         if self.latent_encoders:  # amortised inference: encoder(x, y) -> z*, outside the objective's weights
-            from ..inference.minimize import latent_encoder_loss
             out["term.latent_encoder"] = latent_encoder_loss(self.model, batch)
             loss = loss + out["term.latent_encoder"]
         for t in self.latent_terms if detail else ():  # already in the loss; recomputed only to log them
@@ -347,7 +349,6 @@ class Trainer:
     # ------------------------------------------------------------------------------------- loop
     def fit(self) -> TrainResult:
         """Run until ``train.steps``; checkpoints every ``checkpoint_every`` and at the end."""
-        from tqdm.auto import tqdm
         cfg = self.cfg
         result = TrainResult(step=self.step, out=self.out)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
@@ -391,13 +392,26 @@ def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: l
                   steps: int | None = None) -> dict[str, torch.Tensor]:
     """``batch`` with z* = argmin_z E(batch, z) filled in for latents ``names`` (weights fixed),
     by :func:`jepa_graph.minimize.infer_latents` with each latent's declared inference method."""
-    from ..inference.minimize import infer_latents as minimize_latents
     kw = {"steps": steps} if steps is not None else {}
     return minimize_latents(model, batch, over=list(names), **kw)
 
 
 # settings that change neither the optimisation nor the data: not worth a line on resume
 _UNLOGGED = {"out", "device", "log_every", "monitor_every", "checkpoint_every", "compile"}
+
+
+def _sync_batchnorm(model: CompiledModel) -> None:
+    """Under DDP: every BatchNorm of ``model`` normalises over the global batch (in place, see
+    :func:`convert_sync_batchnorm`); one that cannot is a located error naming its block."""
+    try:
+        convert_sync_batchnorm(model)
+    except UnsyncableBatchNorm as e:
+        owner = e.path.split(".")[1] if e.path.startswith("blocks.") else None
+        n = next((n for n in model.graph.topo() if n.op == "call" and n.module == owner), None)
+        raise SpecError(f"block `{n.name if n else owner}`: {e}, so under torchrun it would normalise each rank's "
+                        "shard, not the global batch", n.loc if n else None,
+                        "use torch's BatchNorm1d/2d/3d in the block (synchronised for you), or train in one "
+                        "process") from None
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

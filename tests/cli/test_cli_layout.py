@@ -15,7 +15,7 @@ from conftest import ROOT, SPECS
 CLI = ROOT / "jepa_graph" / "cli"
 NOT_COMMANDS = {"__init__", "__main__", "main", "common"}
 # DESIGN.md's command table, as far as it exists today, plus `plot` and `energy`
-DESIGN_COMMANDS = {"validate", "info", "compile", "render", "fmt", "schema", "train", "demo", "plot", "energy"}
+DESIGN_COMMANDS = {"validate", "info", "compile", "render", "fmt", "schema", "train", "demo", "plot", "energy", "plan"}
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

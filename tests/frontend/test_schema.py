@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 import yaml
 
@@ -17,7 +18,6 @@ from jepa_graph.cli import main
 from jepa_graph.format.convert import format_spec
 from jepa_graph.frontend.schema import json_schema
 
-jsonschema = pytest.importorskip("jsonschema", reason="dev extra: pip install -e '.[dev]'")
 FILES = sorted(p for d in (SPECS, ROOT / "blocks") for p in d.iterdir() if p.suffix in (".yaml", ".jepa"))
 
 

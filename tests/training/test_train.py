@@ -51,7 +51,7 @@ def test_ema_targets_follow_their_schedule_after_each_step(sched):
 
     expect = [p.detach().clone() for p in model.blocks.target.parameters()]
     Trainer(model, steps=4, batch_size=8, lr=0.05, log_every=1, progress=False, callbacks=[grab]).fit()
-    for k, (m, src, tgt) in enumerate(snaps, start=1):
+    for k, (m, src, tgt) in enumerate(snaps):  # the update after step k (from 0) uses m(k / T), as I-JEPA
         assert m == pytest.approx(ema_momentum(sched, 0.5, 0.9, k / 4))
         expect = [m * e + (1 - m) * s for e, s in zip(expect, src)]
         for e, t in zip(expect, tgt):

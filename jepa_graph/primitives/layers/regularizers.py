@@ -58,6 +58,8 @@ class TwoBranch(nn.Module):
     Under DDP the flattened branches are gathered before the expander, so its BatchNorm and the
     loss both see the global batch (every rank runs the expander on all of it)."""
 
+    global_batch = True  # its expander's BatchNorm sees the gathered batch: convert_sync_batchnorm leaves it
+
     def __init__(self, loss, n_in: int, sizes: list[int], norm: str):
         super().__init__()
         self.loss = loss

@@ -1,0 +1,165 @@
+"""``jg.control`` (receding-horizon MPC) and the evaluation behind ``jepa-graph plan``.
+
+The real check that MPC works: Two Rooms' true dynamics wrapped as a world model, planned with
+CEM, reaches the goals (through the door when the goal is in the other room), where a random
+policy does not; the records are what the environment did; the episodes split over ranks give
+the table of one process."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+import jepa_graph as jg
+from jepa_graph import SpecError
+from jepa_graph.cli import plan as plan_cli
+from jepa_graph.cli.main import main
+from jepa_graph.envs.baselines import RandomPolicy, evaluate as evaluate_policy, wilson
+from jepa_graph.planning import METHODS, DynamicsModel, evaluate, plot_trajectories
+from jepa_graph.search import Continuous
+from conftest import SPECS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def true_dynamics(env) -> DynamicsModel:
+    """Two Rooms' own step function, the cost the distance to the goal at every step."""
+    return DynamicsModel(env.rooms.step, lambda s, a, g: (s - g).norm(dim=1), Continuous((2,), -1.0, 1.0))
+
+
+@pytest.fixture(scope="module")
+def mpc_run():
+    torch.set_num_threads(1)
+    env = jg.envs.make("two_rooms", n=8, seed=0, max_steps=50)
+    run = jg.control(true_dynamics(env), env, "cem", horizon=25, samples=128, iterations=4, seed=3, keep_plans=True,
+                     keep_frames=True)
+    return env, run
+
+
+def test_mpc_with_the_true_dynamics_reaches_the_goals(mpc_run):
+    env, run = mpc_run
+    assert run.success.sum() >= 7
+    rooms = env.rooms
+    start, goal = run.positions[0], run.goal_positions
+    crossed = run.success & (rooms.room(start) != rooms.room(goal))
+    assert crossed.any()  # through the door: a straight line would hit the wall
+    random = evaluate_policy(jg.envs.make("two_rooms", n=8, seed=0, max_steps=50), RandomPolicy(0), episodes=8, seed=0)
+    assert random["successes"] <= 2
+
+
+def test_the_run_records_what_the_environment_did(mpc_run):
+    env, run = mpc_run
+    T, N = run.actions.shape[:2]
+    assert run.obs.shape == (T + 1, N, 2) and run.rewards.shape == (T, N) and run.plan_cost.shape == (T, N)
+    assert (run.actions.abs() <= 1).all() and len(run.plan_time) == T and len(run.plans) == T
+    for t in range(T):  # the recorded positions are the true dynamics of the recorded actions
+        assert torch.allclose(run.positions[t + 1], env.rooms.step(run.positions[t], run.actions[t]))
+        assert torch.equal(run.actions[t], run.plans[t][1][:, 0])  # the first action of the plan made then
+    for i in range(N):
+        L = int(run.lengths[i])
+        ep = run.episode(i)
+        assert ep["actions"].shape == (L, 2) and ep["obs"].shape == (L + 1, 2)
+        dist = (ep["positions"][-1] - run.goal_positions[i]).norm()
+        assert bool(run.success[i]) == bool(dist < env.tol)
+    assert torch.allclose(run.path_length(), torch.stack(
+        [(run.episode(i)["positions"].diff(dim=0)).norm(dim=1).sum() for i in range(N)]))
+    assert run.frames.shape == (N, 64, 64, 3) and run.plan_time_per_step > 0
+
+
+def test_replanning_every_k_steps_executes_the_plan(tmp_path):
+    env = jg.envs.make("two_rooms", n=3, seed=1, max_steps=10)
+    run = jg.control(true_dynamics(env), env, "mppi", horizon=6, replan_every=4, samples=32, iterations=2,
+                     keep_plans=True)
+    T = run.actions.shape[0]
+    assert [t for t, *_ in run.plans] == list(range(0, T, 4)) and len(run.plan_time) == math.ceil(T / 4)
+    for t in range(T):
+        made, acts, _ = run.plans[t // 4]
+        assert torch.equal(run.actions[t], acts[:, t - made])
+    png = plot_trajectories(run, env, tmp_path / "traj.png", n=3)
+    assert png.stat().st_size > 0
+
+
+def test_control_is_reproducible_from_its_seed():
+    def go(seed):
+        env = jg.envs.make("two_rooms", n=2, seed=0, max_steps=5)
+        return jg.control(true_dynamics(env), env, "icem", horizon=5, samples=16, iterations=2, seed=seed).actions
+    a, b, c = go(4), go(4), go(5)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_episodes_split_over_ranks_give_the_same_table():
+    """What torchrun does: rank k runs rounds k, k + W, ...; the rows gathered equal one process's."""
+    def env():
+        return jg.envs.make("two_rooms", n=2, seed=0, max_steps=6)
+    kw = dict(horizon=5, samples=16, iterations=2, episodes=5, seed=100)
+    whole, sample = evaluate(true_dynamics(env()), env(), "cem", **kw)
+    parts = [evaluate(true_dynamics(env()), env(), "cem", rank=r, world=2, **kw)[0]["rows"] for r in (0, 1)]
+    assert sorted(parts[0] + parts[1], key=lambda r: r["episode"]) == whole["rows"]
+    assert [r["episode"] for r in whole["rows"]] == list(range(5)) and whole["episodes"] == 5
+    assert whole["ci95"][0] <= whole["success_rate"] <= whole["ci95"][1]
+    assert sample is not None and sample.plans
+
+
+def test_actor_mode_acts_with_the_spec_actor():
+    model = jg.compile(SPECS / "lecun_agent.jepa", seed=0)
+    env = jg.envs.make("two_rooms", n=2, seed=0, max_steps=3)
+    memory = torch.zeros(2, 8, 32)
+    obs0, _ = env.reset(seed=0)
+    run = jg.control(model, env, mode="actor", context={"memory": memory})
+    state = model.encode(x=obs0)["state"]
+    first = model.act(state=state, goal=env.goal, memory=memory)["action"]
+    assert run.actions.shape[0] == 3 and torch.allclose(run.actions[0], first.detach())
+
+
+def test_bad_control_settings_are_spec_errors():
+    env = jg.envs.make("two_rooms", n=2, seed=0, max_steps=None)
+    world = true_dynamics(env)
+    with pytest.raises(SpecError, match="replan_every must be a whole number >= 1"):
+        jg.control(world, env, replan_every=0, max_steps=3)
+    with pytest.raises(SpecError, match=r"replan_every \(8\) is longer than the horizon \(4\)"):
+        jg.control(world, env, replan_every=8, horizon=4, max_steps=3)
+    with pytest.raises(SpecError, match="never truncates its episodes: pass max_steps"):
+        jg.control(world, env)
+    with pytest.raises(SpecError, match="they are drawn as a PNG"):
+        plot_trajectories(None, env, "x.svg")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_the_cli_knows_every_method():
+    assert plan_cli.METHODS == METHODS
+
+
+def test_jepa_graph_plan_reports_and_draws(tmp_path, capsys):
+    from jepa_graph.training.checkpoint import save_checkpoint
+    ckpt = save_checkpoint(tmp_path / "c.pt", jg.compile(SPECS / "two_rooms.yaml", seed=0), step=7)
+    png = tmp_path / "plan.png"
+    rc = main(["plan", str(SPECS / "two_rooms.yaml"), "--checkpoint", str(ckpt), "--episodes", "3", "--batch", "2",
+               "--horizon", "3", "--samples", "8", "--iterations", "1", "--max-steps", "4", "--weight", "reach=2",
+               "-o", str(png)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert f"weights: {ckpt} (step 7)" in text
+    assert "environment: two_rooms (max_steps=4), 2 at a time on cpu; 3 episodes from seed 10000" in text
+    assert "planner: cem, horizon 3, replan every 1 (samples=8, iterations=1)" in text
+    k = int(re.search(r"success rate \d\.\d{3} \((\d)/3\), 95% CI \[", text).group(1))
+    lo, hi = wilson(k, 3)
+    assert f"success rate {k / 3:.3f} ({k}/3), 95% CI [{lo:.3f}, {hi:.3f}]" in text
+    assert "ms per step (2 environments at once)" in text and png.stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["specs/two_rooms.yaml", "-o", "p.svg"], "they are drawn as a PNG"),
+    (["specs/two_rooms.yaml", "--method", "cme"], "did you mean `cem`"),
+    (["specs/two_rooms.yaml", "--method", "gradient", "--samples", "4"], "`gradient` has no option `samples`"),
+    (["specs/seed_world_model.yaml"], "names no environment to plan in"),
+    (["specs/vicreg.jepa", "--env", "two_rooms"], "has no world model to plan with"),
+    (["specs/two_rooms.yaml", "--weight", "reach"], "is not KEY=VALUE"),
+])
+def test_jepa_graph_plan_refuses_bad_input(argv, message, capsys, monkeypatch):
+    from conftest import ROOT
+    monkeypatch.chdir(ROOT)
+    rc = main(["plan", *argv, "--episodes", "1", "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
