@@ -14,7 +14,8 @@ horizon ``--horizon``) from the same seed on ``--envs`` environments:
 Before timing, both sides must give the same cost for the same candidates (checked). A
 rollout is one candidate sequence of H steps. Time is the CPU time of this thread
 (``time.thread_time``, one torch thread by default: the development machine's cores are shared)
-or wall-clock time on a GPU; each side is the best of ``--repeats``. Run::
+or wall-clock time on a GPU; the two sides run in ``--repeats`` interleaved rounds, and the
+median time per side and the median of the per-round ratios are reported. Run::
 
     .venv/bin/python benchmarks/planning_speed.py                       # CPU, 1 env, 256 candidates
     .venv/bin/python benchmarks/planning_speed.py --envs 16 --device cuda
@@ -22,6 +23,8 @@ or wall-clock time on a GPU; each side is the best of ``--repeats``. Run::
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -76,7 +79,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--horizon", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -103,24 +106,28 @@ def main() -> None:
             plan = planner.solve(cost)
             return clock(dev) - t0, plan
 
-    best = {}
-    for name, cost in (("batched", batched), ("looped", looped)):
+    for cost in (batched, looped):
         run(cost)  # warm-up: programs built, allocator primed
-        times = []
-        for _ in range(args.repeats):
-            t, plan = run(cost)
-            times.append(t)
-        best[name] = (min(times), plan)
+    times = {"batched": [], "looped": []}
+    ratios, plans = [], {}
+    order = list(times)
+    for r in range(args.repeats):  # interleaved, the order shuffled: a slow phase of the machine hits both
+        random.Random(r).shuffle(order)
+        got = {}
+        for name in order:
+            got[name], plans[name] = run(batched if name == "batched" else looped)
+            times[name].append(got[name])
+        ratios.append(got["looped"] / got["batched"])
     rollouts = (args.iterations * P + 1) * B  # every candidate of every iteration, and the final mean
     print(f"two_rooms world model, CEM: {B} env(s) x {P} candidates x {args.iterations} iterations, horizon {H}, "
-          f"{args.device}, {torch.get_num_threads()} thread(s); {rollouts} candidate rollouts per plan")
-    rate = {}
-    for name, (t, plan) in best.items():
-        rate[name] = rollouts / t
-        print(f"{name:8s} {t * 1000:9.1f} ms per plan  {rate[name]:12,.0f} candidate rollouts/s  "
-              f"(plan cost {plan.cost.mean():.5f})")
-    print(f"ratio batched / looped: {rate['batched'] / rate['looped']:.0f}x")
-
+          f"{args.device}, {torch.get_num_threads()} thread(s); {rollouts} candidate rollouts per plan; "
+          f"median of {args.repeats} interleaved rounds")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:8s} {t * 1000:9.1f} ms per plan  {rollouts / t:12,.0f} candidate rollouts/s  "
+              f"(plan cost {plans[name].cost.mean():.5f})")
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    print(f"ratio batched / looped: {statistics.median(ratios):.0f}x (interquartile {q[0]:.0f}x-{q[2]:.0f}x)")
 
 if __name__ == "__main__":
     main()

@@ -79,12 +79,13 @@ class Streams:
     """One :class:`torch.Generator` per environment: draws ``(n, B, *shape)`` whose slice ``[:, b]``
     comes from environment b's stream alone."""
 
-    def __init__(self, seeds: Sequence[int], device=None):
+    def __init__(self, seeds: Sequence[int], device=None, dtype: torch.dtype = torch.float32):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype  # of the draws: the model's
         self.gens = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
 
     @classmethod
-    def of(cls, seed: int | Sequence[int] | None, n: int, device=None) -> Streams:
+    def of(cls, seed: int | Sequence[int] | None, n: int, device=None, dtype: torch.dtype = torch.float32) -> Streams:
         """Streams for ``n`` environments: from one seed (:func:`env_seeds`), one seed each, or
         (None) fresh nondeterministic seeds."""
         if seed is None:
@@ -96,24 +97,26 @@ class Streams:
             if len(seeds) != n:
                 raise SpecError(f"`seed` gives {len(seeds)} seeds for {n} environments",
                                 hint="give one int, or one seed per environment (row of obs)")
-        return cls(seeds, device)
+        return cls(seeds, device, dtype)
 
     def __len__(self) -> int:
         return len(self.gens)
 
     def randn(self, n: int, *shape: int) -> torch.Tensor:
         """(n, B, *shape) standard normal draws."""
-        return torch.stack([torch.randn(n, *shape, generator=g, device=self.device) for g in self.gens], 1)
+        return torch.stack([torch.randn(n, *shape, generator=g, device=self.device, dtype=self.dtype)
+                            for g in self.gens], 1)
 
     def rand(self, n: int, *shape: int) -> torch.Tensor:
         """(n, B, *shape) uniform draws in [0, 1)."""
-        return torch.stack([torch.rand(n, *shape, generator=g, device=self.device) for g in self.gens], 1)
+        return torch.stack([torch.rand(n, *shape, generator=g, device=self.device, dtype=self.dtype)
+                            for g in self.gens], 1)
 
     def prior(self, space: Continuous, n: int) -> torch.Tensor:
         """(n, B, *shape) draws from a continuous space's search prior: uniform on a box, else N(0, 1)
         projected onto the bounds it has."""
         if space.box:
-            lo, hi = space.bounds(torch.empty(0, device=self.device))
+            lo, hi = space.bounds(torch.empty(0, device=self.device, dtype=self.dtype))
             return lo + (hi - lo) * self.rand(n, *space.shape)
         return space.project(self.randn(n, *space.shape))
 
@@ -130,10 +133,11 @@ class Planner:
     n_envs: int
     streams: Streams
 
-    def configure(self, spaces: dict[str, Continuous], n_envs: int, *, seed: int | Sequence[int] | None = 0,
-                  device=None) -> Planner:
+    def configure(self, spaces: dict[str, Continuous], n_envs: int, *, seed: int | Sequence[int] | Streams | None = 0,
+                  device=None, dtype: torch.dtype = torch.float32) -> Planner:
         """Set the spaces searched (by name: :data:`ACTION`, maybe :data:`LATENT`), the number of
-        environments B and the random streams (one seed, or one per environment). Returns self."""
+        environments B and the random streams (one seed, one per environment, or :class:`Streams`,
+        whose device and dtype the candidates then take). Returns self."""
         if ACTION not in spaces:
             raise ValueError(f"a planner searches an `{ACTION}` space; got {sorted(spaces)}")
         for k, s in spaces.items():
@@ -142,7 +146,7 @@ class Planner:
         if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
             raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
         self.spaces, self.n_envs = dict(spaces), n_envs
-        self.streams = seed if isinstance(seed, Streams) else Streams.of(seed, n_envs, device)
+        self.streams = seed if isinstance(seed, Streams) else Streams.of(seed, n_envs, device, dtype)
         return self
 
     def solve(self, cost: Objective, init: Params | None = None, proposals: Sequence[Params] = ()) -> Plan:
@@ -159,7 +163,8 @@ class Planner:
     def start(self, init: Params | None) -> Params:
         """The start point (B, *shape) of every space, projected onto it."""
         init = init or {}
-        return {k: s.project(init[k].to(self.device)) if k in init else s.init(self.n_envs, self.device)
+        dev, dt = self.device, self.streams.dtype
+        return {k: s.project(init[k].to(dev, dt) if k in init else s.init(self.n_envs, dev).to(dt))
                 for k, s in self.spaces.items()}
 
     def result(self, params: Params, value: torch.Tensor, info: dict[str, Any]) -> Plan:

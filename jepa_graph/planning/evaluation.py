@@ -85,8 +85,9 @@ def _gather(rows: list, plan_s: float, steps: int) -> tuple[list, float, int]:
 # ------------------------------------------------------------------------------------- the PNG
 def plot_trajectories(run: Run, env, path: str | Path, n: int = 4, title: str = "") -> Path:
     """Draw ``n`` episodes of ``run`` (recorded with ``keep_plans`` and ``keep_frames``): the first
-    frame (walls, start, goal), the path taken, and the plans (where they can be drawn: states of
-    the environment's own shape, or Two Rooms' actions replayed in its true dynamics). Returns the path."""
+    frame (walls, start, goal), the path taken, and about six of the plans made on the way: the
+    predicted states where they are positions, else (a learned state is not) the planned actions
+    replayed in Two Rooms' true dynamics. Returns the path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise SpecError(f"cannot write trajectories to `{path}`: they are drawn as a PNG", hint="e.g. -o plan.png")
@@ -118,9 +119,9 @@ def plot_trajectories(run: Run, env, path: str | Path, n: int = 4, title: str = 
             ax.imshow(run.frames[i].cpu().numpy(), extent=extent, origin=origin, interpolation="nearest")
         shown = [p for p in run.plans if p[0] < L]  # the plans made during this episode, about six of them
         for j, (t, acts, states) in enumerate(shown[:: max(1, len(shown) // 6)]):
-            p = _planned(env, pos[t, i], acts[i], states[i] if states is not None else None)
+            p, how = _planned(env, pos[t, i], acts[i], states[i] if states is not None else None)
             if p is not None:
-                ax.plot(p[:, 0], p[:, 1], color="tab:orange", lw=0.8, alpha=0.7, label="plans" if j == 0 else None)
+                ax.plot(p[:, 0], p[:, 1], color="tab:orange", lw=0.8, alpha=0.7, label=how if j == 0 else None)
         p = pos[: L + 1, i].cpu()
         ax.plot(p[:, 0], p[:, 1], color="tab:blue", lw=1.6, label="path")
         ax.plot(p[0, 0], p[0, 1], "o", color="tab:red", ms=6, label="start")
@@ -133,7 +134,7 @@ def plot_trajectories(run: Run, env, path: str | Path, n: int = 4, title: str = 
         ax.set_aspect("equal")
         ax.set_title(f"episode {i}: {'success' if bool(run.success[i]) else 'failure'} in {L} steps", fontsize=8)
         if i == 0:
-            ax.legend(fontsize=6, loc="lower right")
+            ax.legend(fontsize=6, loc="best", framealpha=0.6)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -152,16 +153,18 @@ def _scene(env) -> tuple[tuple[float, float, float, float] | None, str]:
     return None, "lower"
 
 
-def _planned(env, start: torch.Tensor, acts: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor | None:
-    """A plan as a path of positions (H + 1, 2): the predicted states when they are positions, else
-    Two Rooms' actions replayed from ``start`` in its true dynamics; None when neither applies."""
+def _planned(env, start: torch.Tensor, acts: torch.Tensor, states: torch.Tensor | None
+             ) -> tuple[torch.Tensor | None, str]:
+    """A plan as a path of positions (H + 1, 2) and how it was drawn: the predicted states when they
+    are positions; else (a learned state is no position) Two Rooms' planned actions replayed from
+    ``start`` in the true dynamics; None when neither applies."""
     start = start.cpu()
     if states is not None and states.shape[-1:] == start.shape and states.dim() == 2:
-        return torch.cat([start[None], states.cpu()])
+        return torch.cat([start[None], states.cpu()]), "plans (predicted)"
     if isinstance(env, TwoRoomsEnv):
         s, out = start[None], [start[None]]
         for a in acts.cpu():
             s = env.rooms.step(s, a[None])
             out.append(s)
-        return torch.cat(out)
-    return None
+        return torch.cat(out), "plans (actions replayed)"
+    return None, ""

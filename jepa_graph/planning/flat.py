@@ -64,9 +64,11 @@ def plan(model, obs, goal=None, method: str = "cem", horizon: int = 16, *, init=
         raise SpecError(f"horizon must be a whole number >= 1, got {horizon!r}",
                         hint="the number of world-model steps a plan looks ahead, e.g. horizon=16")
     if not (isinstance(discount, (int, float)) and math.isfinite(discount) and discount > 0):
-        raise SpecError(f"discount must be a number > 0, got {discount!r}", hint="e.g. discount=0.99; 1 weighs every step alike")
+        raise SpecError(f"discount must be a number > 0, got {discount!r}",
+                        hint="e.g. discount=0.99; 1 weighs every step alike")
     if latent not in LATENT_POLICIES:
-        raise SpecError(f"unknown latent policy `{latent}`", hint=did_you_mean(str(latent), LATENT_POLICIES, "policies"))
+        raise SpecError(f"unknown latent policy `{latent}`",
+                        hint=did_you_mean(str(latent), LATENT_POLICIES, "policies"))
     if actor not in ("auto", True, False):
         raise SpecError(f"actor must be 'auto', True or False, got {actor!r}")
     if on_nonfinite not in ("skip", "raise"):
@@ -81,7 +83,7 @@ def plan(model, obs, goal=None, method: str = "cem", horizon: int = 16, *, init=
         spaces = {ACTION: Continuous((horizon, *world.action.shape), world.action.lo, world.action.hi)}
         if latent == "optimise":
             spaces[LATENT] = _latent_space(world, horizon)
-        streams = Streams.of(seed, B, state.device)
+        streams = Streams.of(seed, B, state.device, state.dtype if state.is_floating_point() else torch.float32)
         planner.configure(spaces, B, seed=streams)
         cost = PlanCost(world, state, ctx, horizon, weights=_weights(world, weights), discount=discount,
                         terminal_only=terminal_only, latent=latent, streams=streams, on_nonfinite=on_nonfinite,
@@ -89,7 +91,8 @@ def plan(model, obs, goal=None, method: str = "cem", horizon: int = 16, *, init=
         start = _init(init, spaces, B, state.device)
         proposals = []
         if actor is not False:
-            z = cost.latents(1) if latent != "optimise" else (start or {}).get(LATENT)
+            z = (start or {}).get(LATENT) if latent == "optimise" else None  # the actor's rollout: the start's
+            z = cost.latents(1) if z is None else z  # latents, else the policy's (the prior's mode when optimised)
             p = world.propose(state, ctx, z, horizon, required=actor is True)
             if p is not None:
                 proposals.append({ACTION: p})

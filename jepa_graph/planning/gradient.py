@@ -104,7 +104,8 @@ class Refine(Planner):
         first = self.sampler.solve(cost, init, proposals)
         best = {ACTION: first.actions, **({} if first.latents is None else {"latent": first.latents})}
         elites = first.info["elites"]  # (E, B, ...) per space, lowest cost first
-        starts = [best] + [{k: v[j] for k, v in elites.items()} for j in range(min(self.refine - 1, len(elites[ACTION])))]
+        n = min(self.refine - 1, len(elites[ACTION]))
+        starts = [best] + [{k: v[j] for k, v in elites.items()} for j in range(n)]
         params, value = self.gradient.descend_from(cost, starts)
         better = value < first.cost  # (B,)
         out = {}

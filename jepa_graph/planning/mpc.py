@@ -101,7 +101,7 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
             environment and replanning step its own, :func:`~.base.env_seeds`).
         episode_offset: the global index of this batch's first episode (for the streams: episode
             ``i`` plans alike whichever batch or rank runs it).
-        goal: the goal (N, ...) (default ``env.goal``).
+        goal: the goal (N, ...) (default ``env.goal`` when the costs read a goal).
         keep_plans, keep_frames: record every plan and predicted rollout / each episode's first frame.
         plan_options: for :func:`jepa_graph.plan` (``samples``, ``weights``, ``latent``, ...).
 
@@ -121,7 +121,8 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
     world = world_of(model)
     N = env.num_envs
     obs, _ = env.reset(seed=seed)
-    goal = env.goal if goal is None else goal
+    if goal is None and world.takes_goal:  # a world whose costs read no goal (a critic alone) gets none
+        goal = env.goal
     frames = env.render() if keep_frames else None
     track = getattr(env, "state", None) is not None
     obs_l, act_l, rew_l, cost_l, pos_l = [obs], [], [], [], [env.state.clone()] if track else []
@@ -135,11 +136,11 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
         if k == 0:
             tic = time.perf_counter()
             if mode == "actor":
-                current = _act(world, obs, goal, plan_options)
+                current = _act(world, obs.to(dev), None if goal is None else goal.to(dev), plan_options)
             else:
                 seeds = None if seed is None else [env_seeds(seed, 1, episode_offset + b, step=t)[0] for b in range(N)]
-                current = plan_fn(model, obs.to(dev), goal.to(dev), planner, horizon, init=warm, seed=seeds,
-                                  **plan_options)
+                current = plan_fn(model, obs.to(dev), None if goal is None else goal.to(dev), planner, horizon,
+                                  init=warm, seed=seeds, **plan_options)
                 warm = current.shifted(replan_every)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)

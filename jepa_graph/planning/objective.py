@@ -73,7 +73,7 @@ class PlanCost:
                 idx = (self.streams.rand(C, H, *space.shape) * space.k).long().clamp(max=space.k - 1)
                 return space.one_hot(idx).flatten(0, 1)
             return self.streams.prior(Continuous((H, *space.shape), space.lo, space.hi), C).flatten(0, 1)
-        z = ls.default(C * B * H, dev)  # the prior's mode
+        z = ls.default(C * B * H, dev).to(self.state.dtype)  # the prior's mode
         return z.view(C * B, H, *z.shape[1:])
 
     def _tiled(self, C: int, T: int) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -28,8 +28,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..compiler.lower import LATENT_PENALTIES
-from ..compiler.programs import Arg, declare, fx_name
-from ..core.errors import Location, SpecError, did_you_mean
+from ..compiler.graph import fx_name
+from ..compiler.programs import Arg, declare
+from ..core.errors import Location, SpecError, did_you_mean, in_jepa
 from ..inference.latents import LatentSpace, latent_spaces, located
 from ..runtime.inputs import InputError
 from ..runtime.locate import first_nonfinite_block
@@ -68,18 +69,23 @@ class SpecWorld:
     def __init__(self, model):
         g, spec = model.graph, model.spec
         wm = g.world_model
+        jepa = in_jepa(spec_loc(spec))
         if wm is None:
+            example = "`world_model encoder=enc, predictor=pred, action=a`" if jepa else \
+                "`world_model: {encoder: enc, predictor: pred, action: a}`"
             raise SpecError(f"`{spec.name}` has no world model to plan with", spec_loc(spec, "world_model"),
-                            "add `world_model: {encoder: enc, predictor: pred, action: a}`: the blocks planning "
-                            "unrolls (.jepa: `world_model encoder=enc, predictor=pred, action=a`)")
+                            f"add the blocks planning unrolls: {example}")
         if wm.action is None:
             raise SpecError(f"the world model of `{spec.name}` has no action to plan", spec_loc(spec, "world_model"),
-                            "name the action its predictor takes: `world_model: {..., action: a}`")
+                            "name the action its predictor takes: " +
+                            ("`world_model ..., action=a`" if jepa else "`world_model: {..., action: a}`"))
         if not g.costs:
             raise SpecError(f"`{spec.name}` has no `costs` for planning to minimise", spec_loc(spec, "world_model"),
-                            "add `costs: {reach: 1.0}` naming cost or critic blocks on the predicted state, "
-                            "e.g. `reach: {kind: cost, type: goal_distance, in: [pred, g]}`")
-        self.model, self.graph, self.wm = model, g, wm
+                            "name cost or critic blocks on the predicted state, with weights: " +
+                            ("`costs reach`, with `reach = cost.goal_distance(pred, enc(goal))`" if jepa else
+                             "`costs: {reach: 1.0}`, with `reach: {kind: cost, type: goal_distance, in: [pred, g]}`"))
+        self._model = weakref.ref(model)  # the cache of worlds is keyed by the model: no reference back to it
+        self.graph, self.wm = g, wm
         an = g.nodes[wm.action]
         lo, hi = an.decl.bounds if an.decl.bounds is not None else (None, None)
         self.action = Continuous(tuple(an.ttype.shape), lo, hi)
@@ -92,6 +98,10 @@ class SpecWorld:
         per_step = {"state", self.action_arg, self.latent_arg}
         self.context_args: list[Arg] = [a for a in model.signature("cost") if a.name not in per_step]
         self._split_cost()
+
+    @property
+    def model(self):
+        return self._model()
 
     @property
     def name(self) -> str:
@@ -155,15 +165,18 @@ class SpecWorld:
                 target = self._goal_arg()
                 if target is None:
                     terms = ", ".join(f"`{t}`" for t in self.weights)
-                    raise SpecError(f"the costs of {self.name} ({terms}) take no goal", self.locs[next(iter(self.locs))],
-                                    "plan without a goal, or add a cost that reads one, e.g. "
-                                    "`reach: {kind: cost, type: goal_distance, in: [pred, g]}` with `g` the goal encoded")
+                    loc = next(iter(self.locs.values()))
+                    example = "reach = cost.goal_distance(pred, enc(goal))" if in_jepa(loc) else \
+                        "`reach: {kind: cost, type: goal_distance, in: [pred, g]}` with `g` the goal encoded"
+                    raise SpecError(f"the costs of {self.name} ({terms}) take no goal", loc,
+                                    f"plan without a goal, or add a cost that reads one, e.g. {example}")
                 given[target.name] = _to(goal, self.device)
         actor = [a for a in self.model.signature("act") if a.name != "state"] if "act" in self.model.programs else []
         for k in given:
             if all(k != a.name for a in args + actor):
                 raise SpecError(f"neither the costs nor the actor of {self.name} take an input `{k}`",
-                                hint=did_you_mean(k, {a.name for a in args + actor}, "inputs of the costs and the actor"))
+                                hint=did_you_mean(k, {a.name for a in args + actor},
+                                                  "inputs of the costs and the actor"))
         missing = [a for a in args if a.name not in given]
         if missing:
             a = missing[0]
@@ -190,6 +203,11 @@ class SpecWorld:
         ctx["__raw__"] = given  # the actor reads the raw inputs
         return ctx
 
+    @property
+    def takes_goal(self) -> bool:
+        """Whether the costs read a goal input."""
+        return self._goal_arg() is not None
+
     def _goal_arg(self) -> Arg | None:
         args = self.context_args
         if len(args) == 1:
@@ -200,8 +218,7 @@ class SpecWorld:
         for a in args:
             v = inputs.get(a.name)
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                rows = int((~torch.isfinite(v)).flatten(1).any(1).sum()) if v.dim() > 1 else int((~torch.isfinite(v)).sum())
-                raise SpecError(f"{what} `{a.name}` holds NaN or inf values ({rows} of {v.shape[0]} rows)", a.loc,
+                raise SpecError(f"{what} `{a.name}` holds NaN or inf values ({name_rows(v)})", a.loc,
                                 "planning needs finite observations and goals: check the environment or the data")
 
     # ------------------------------------------------------------------------------- programs
@@ -250,8 +267,9 @@ class SpecWorld:
         missing = [a for a in need if a.name not in raw]
         if missing:
             if required:
-                raise SpecError(f"the actor of {self.name} needs input `{missing[0].name}` {missing[0]}", missing[0].loc,
-                                f"pass context={{'{missing[0].name}': ...}}")
+                a = missing[0]
+                raise SpecError(f"the actor of {self.name} needs input `{a.name}` {a}", a.loc,
+                                f"pass context={{'{a.name}': ...}}")
             return None
         feed = {a.name: raw[a.name] for a in need}
         acts = []
@@ -312,6 +330,7 @@ class DynamicsModel:
 
     latent = None
     latent_arg = None
+    takes_goal = True
 
     def __init__(self, step: Callable, cost: Callable | Mapping[str, Callable], action: Continuous, *,
                  encode: Callable | None = None, weights: Mapping[str, float] | None = None, name: str = "dynamics"):

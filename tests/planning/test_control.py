@@ -7,7 +7,10 @@ the table of one process."""
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -163,3 +166,21 @@ def test_jepa_graph_plan_refuses_bad_input(argv, message, capsys, monkeypatch):
     rc = main(["plan", *argv, "--episodes", "1", "--max-steps", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and message in err, err
+
+
+def test_torchrun_splits_the_episodes_and_gathers_the_table(tmp_path):
+    """``jepa-graph plan`` under ``torchrun --nproc_per_node=2`` prints the table of one process."""
+    from conftest import ROOT
+    argv = ["-m", "jepa_graph.cli", "plan", str(SPECS / "two_rooms.yaml"), "--episodes", "5", "--batch", "2",
+            "--samples", "8", "--iterations", "1", "--horizon", "3", "--max-steps", "4", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, *argv, "-o", str(tmp_path / "a.png")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *argv, "-o", str(tmp_path / "b.png")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    table = [line for line in one.stdout.splitlines() if line.startswith(("success rate", "path length"))]
+    assert len(table) == 2 and all(line in two.stdout.splitlines() for line in table), two.stdout
+    assert "on 2 ranks" in two.stdout and two.stdout.count("success rate") == 1  # rank 0 alone prints
+    assert (tmp_path / "b.png").stat().st_size > 0

