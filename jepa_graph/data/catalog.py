@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..core.tensors import TType
 from .params import FractionRange, PositiveRange, SourceParams
@@ -77,17 +77,28 @@ def _image(t: TType | None) -> bool:
 
 
 # ------------------------------------------------------------------------------------ two_rooms
+MAX_COLLECTED_STEPS = 2 ** 26  # ~67M steps (~1.3 GB of states and actions): more does not fit a laptop
+
+
 class TwoRoomsParams(SourceParams):
     episodes: int = Field(512, ge=1, description="trajectories collected at start")
     length: int = Field(32, ge=1, description="steps per trajectory")
     policy: str = Field("mixed", pattern="^(random|expert|mixed)$",
                         description="collection policy; mixed: half of the episodes each")
-    noise: float = Field(0.5, ge=0, description="expert action noise")
+    noise: float = Field(0.5, ge=0, le=10, description="expert action noise (std; actions lie in [-1, 1])")
     door: float = Field(0.4, gt=0, le=2, description="door width (the rooms span [-1, 1])")
     speed: float = Field(0.1, gt=0, description="displacement per step at |a| = 1")
     obs: str = Field("auto", pattern="^(auto|state|pixels)$",
                      description="auto: pixels when the spec's x is an image")
     horizon: int = Field(0, ge=0, description="> 0: also yield x_seq, a_seq of this many steps")
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> "TwoRoomsParams":
+        # collected once at start: states and actions of every step, ~20 bytes each
+        if self.episodes * (self.length + 1) > MAX_COLLECTED_STEPS:
+            raise ValueError(f"episodes x (length + 1) = {self.episodes * (self.length + 1):,} steps is more than "
+                             f"the {MAX_COLLECTED_STEPS:,} a source collects up front; lower episodes or length")
+        return self
 
 
 def two_rooms_view(p: TwoRoomsParams, inputs: Inputs) -> tuple[bool, int]:

@@ -79,6 +79,9 @@ def params_problems(name: str, Params: type[SourceParams], params: dict[str, Any
 def _diagnostic(name: str, Params: type[SourceParams], err: Any, at: Callable[..., Location | None]) -> Diagnostic:
     key = ".".join(str(x) for x in err["loc"])
     allowed = list(Params.model_fields)
+    if not err["loc"]:  # a rule over several parameters (a model validator): located at `with:`
+        msg = err["msg"].removeprefix("Value error, ")
+        return Diagnostic(f"data source `{name}`: {msg}", at("with"), "parameters of `" + name + "`: " + ", ".join(allowed))
     field = Params.model_fields.get(str(err["loc"][0]))
     if err["type"] == "extra_forbidden":
         hint = did_you_mean(str(err["loc"][-1]), allowed, "parameters")

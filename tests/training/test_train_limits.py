@@ -61,3 +61,10 @@ def test_a_bug_inside_a_source_is_not_disguised(monkeypatch):
     monkeypatch.setitem(_SOURCES, "hungry", _Hungry)
     with pytest.raises(RuntimeError, match="is invalid for input"):
         make_source("hungry", {"fail": "bug"}, {})
+
+
+def test_a_collect_once_source_too_big_for_memory_is_refused_before_collecting():
+    with pytest.raises(jg.SpecError, match=r"episodes x \(length \+ 1\) = 33,000,000,000 steps is more than"):
+        make_source("two_rooms", {"episodes": 1_000_000_000}, {})
+    with pytest.raises(jg.SpecError, match=r"`noise`: Input should be less than or equal to 10"):
+        make_source("two_rooms", {"noise": 1e308}, {})  # finite, but no noise level: the expert would be random
