@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from ..core.errors import Diagnostic, article, did_you_mean, in_jepa
 from ..frontend.spec import EmaParams
 from .graph import SCALAR_KINDS, Graph, Level, Node, Term, WorldModel
+from .sequence import check_sequences, used_by_sequences
 
 _REPRESENTATION_KINDS = ("encoder", "predictor", "op", "actor", "port", "input")
 _NO_ACTION_OR_LATENT = ("encoder", "actor", "critic")  # s = Enc(x) sees observations only
@@ -131,6 +132,8 @@ def _wiring(g: Graph, errors: list[Diagnostic]) -> None:
             if r is None:
                 continue
             src = g.nodes[r.src]
+            if not (src.kind in SCALAR_KINDS or src.op in ("action", "latent") or src.kind == "actor"):
+                continue  # an edge none of the rules below refuses (most of them)
             edge = f"`{src.name}` ({_what(src)}) -> `{n.name}` ({_what(n)}) input {i}"
             if src.kind in SCALAR_KINDS:
                 errors.append(Diagnostic(f"{edge}: {article(src.kind)} gives one number per sample and cannot feed another block",
@@ -233,6 +236,7 @@ def _usage(g: Graph, errors: list[Diagnostic]) -> None:
                                   below=spec.levels[path[1] - 1].name if path[1] else None))
     if len(g.levels) == len(spec.levels):  # each level resolved: how they stack
         _levels(g, at, errors)
+    check_sequences(g, at, errors)  # unrolled predictors name a world model's predictor (sequence.py)
     _latent_encoders(g, errors)
     _unused(g)
 
@@ -352,6 +356,7 @@ def _unused(g: Graph) -> None:
     sinks += list(g.outputs.values())
     sinks += [n.decl.encoder for n in g.nodes.values() if n.op == "latent" and n.decl.encoder in g.nodes]
     sinks += [n.name for n in g.nodes.values() if n.kind in ("actor", "critic", "cost")]
+    sinks += used_by_sequences(g)  # weights applied at each step or unrolled
     used = g.ancestors(sinks) if sinks else set()
     used |= {n.ema_of for n in g.nodes.values() if n.ema_of and n.name in used}
     for n in g.nodes.values():

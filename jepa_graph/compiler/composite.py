@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import Diagnostic, SpecError, did_you_mean
-from .graph import Graph, Node, Ref, module_key
+from .graph import Graph, Node, Ref, field_of, module_key
 from ..core.tensors import MAX_SIZE
 from ..frontend.load import load
 from ..frontend.spec import CompositeBlock, Spec
@@ -112,7 +112,7 @@ class Inliner:
             node.inputs = [self._ref(e.ref, e.stop_grad, table, exports, at("blocks", name, "in", i, key=False),
                                      f"input {i} of `{name}`") for i, e in enumerate(blk.inputs)]
             for rel in ("share", "ema_of"):
-                target = getattr(blk, rel, None)
+                target = field_of(blk, rel)
                 if target is None:
                     continue
                 head, _, tail = target.partition(".")  # `low.state`: an output of composite `low`

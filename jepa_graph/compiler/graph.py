@@ -199,7 +199,7 @@ class Graph:
 
     def ancestors(self, names: list[str], cut: set[str] = frozenset()) -> set[str]:
         """``names`` and everything they depend on, not looking past nodes in ``cut``."""
-        seen, stack = set(), list(names)
+        nodes, seen, stack = self.nodes, set(), list(names)
         while stack:
             n = stack.pop()
             if n in seen:
@@ -207,7 +207,9 @@ class Graph:
             seen.add(n)
             if n in cut:
                 continue
-            stack.extend(r.src for r in self.nodes[n].inputs)
+            for r in nodes[n].inputs:
+                if r.src not in seen:
+                    stack.append(r.src)
         return seen
 
     def consumers(self, name: str) -> list[str]:
@@ -251,6 +253,15 @@ class _Edges:
                     heapq.heappush(ready, j)
         self.order = order if len(order) == len(names) else None
         self.digraph = None  # networkx's view, built by Graph.nx on request
+
+
+def field_of(obj: Any, name: str, default: Any = None) -> Any:
+    """Field ``name`` of a spec object (a block, a variable), ``default`` where its kind has none.
+
+    A lookup in the model's fields: ``getattr`` on a pydantic model without the field raises and
+    catches an exception, and a compile asks every block (``unroll``, ``ema_of``)."""
+    fields = getattr(obj, "__dict__", None)
+    return fields.get(name, default) if fields is not None else default
 
 
 # ------------------------------------------------------------ names: graph node <-> torch side

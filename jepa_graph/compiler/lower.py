@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from .graph import Graph, Term
 from .programs import Program, energy_terms, fx_name  # noqa: F401 (energy_terms, fx_name: imported from here too)
+from .sequence import per_step, step_program, unroll_ref, unrolled
 
 
 # Latent capacity regularisers R(z), per sample. Module-level functions so fx code can call them.
@@ -87,6 +88,12 @@ class Lowering:
             if n.op == "port":
                 env[n.name] = args[0]
                 continue
+            if unroll_ref(n) is not None:  # the world model's step, inlined H times
+                env[n.name] = self._unroll(graph, n, args)
+                continue
+            if per_step(n):  # the block on the steps folded into the batch
+                env[n.name] = self._each_step(graph, n, args, fx_name(n.name))
+                continue
             direct = fused.get(n.name)
             if direct is not None:  # the torch function itself, e.g. F.mse_loss(pred, target): see _fused_means
                 out = graph.create_node("call_function", direct[0], tuple(args), direct[1], name=fx_name(n.name))
@@ -121,13 +128,61 @@ class Lowering:
         for ts, mode in terms.values():
             for t in ts:
                 n = self.g.nodes[t.node]
-                if mode != "loss" or t.latent_reg or t.node in per_sample or n.op != "call" or n.ema_of:
+                if mode != "loss" or t.latent_reg or t.node in per_sample or n.op != "call" or n.ema_of \
+                        or per_step(n):
                     continue
                 mod = self.root.get_submodule(f"blocks.{n.module}")
                 if n.ttype is not None and n.ttype.batched and getattr(mod, "fused_mean", False):
                     direct = mod.fused() if hasattr(mod, "fused") and not any(True for _ in mod.parameters()) else None
                     out[t.node] = direct
         return out
+
+    # ------------------------------------------------------------ sequences (compiler/sequence.py)
+    def _each_step(self, graph: fx.Graph, n, args: list[fx.Node], name: str) -> fx.Node:
+        """``n`` at every step: inputs (B, T, ...) -> (B * T, ...) -> the block -> (B, T, ...); a
+        per-sample number is averaged over the steps, a regulariser's batch value kept."""
+        steps = self.g.nodes[n.inputs[0].src].ttype.shape[0]
+        flat = [graph.call_method("flatten", (a, 0, 1)) for a in args]
+        out = graph.create_node("call_module", f"blocks.{n.module}", tuple(flat), {}, name=name)
+        out.meta["jepa_node"] = n.name
+        if n.ttype.batched:
+            out = graph.call_method("unflatten", (out, 0, (-1, steps)))  # (B, T, ...)
+            if n.ttype.shape == ():
+                out = graph.call_method("mean", (out, 1))  # (B,): the mean over steps
+        if n.ema_of:
+            out = graph.call_method("detach", (out,))
+        return out
+
+    def _unroll(self, graph: fx.Graph, n, args: list[fx.Node]) -> fx.Node:
+        """The step program of ``n``'s world model written out H times: s_{t+1} = step(s_t, a_t, z_t)
+        from the first state (``unrolled``), or from the true state t (``teacher``) -> (B, H, *S)."""
+        g, wm = self.g, unrolled(self.g, n)
+        horizon = n.ttype.shape[0]
+        states, seqs = args[0], dict(zip(wm.steps, args[1:]))
+        sequence = g.nodes[n.inputs[0].src].ttype != g.nodes[wm.encoder].ttype  # (B, T, *S): states to pick from
+        teacher = n.params.mode == "teacher"
+        body = step_program(g, wm)
+        state = graph.call_method("select", (states, 1, 0)) if sequence and not teacher else states
+        outs = []
+        for t in range(horizon):
+            if teacher:
+                state = graph.call_method("select", (states, 1, t))
+            local = {wm.encoder: state, **{v: graph.call_method("select", (a, 1, t)) for v, a in seqs.items()}}
+            for m in body:
+                margs = [graph.call_method("detach", (local[r.src],)) if r.stop_grad else local[r.src]
+                         for r in m.inputs]
+                name = f"{fx_name(n.name)}_{t}_{fx_name(m.name)}"
+                if m.op == "port":
+                    local[m.name] = margs[0]
+                elif per_step(m):
+                    local[m.name] = self._each_step(graph, m, margs, name)
+                else:
+                    out = graph.create_node("call_module", f"blocks.{m.module}", tuple(margs), {}, name=name)
+                    out.meta["jepa_node"] = m.name
+                    local[m.name] = graph.call_method("detach", (out,)) if m.ema_of else out
+            state = local[wm.predictor]
+            outs.append(state)
+        return graph.call_function(torch.stack, (outs, 1))
 
     def _weighted(self, graph: fx.Graph, env: dict[str, fx.Node], ts: list[Term], mode: str,
                   fused: dict | frozenset = frozenset()) -> fx.Node | float:

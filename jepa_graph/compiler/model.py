@@ -46,8 +46,7 @@ class CompiledModel(nn.Module):
         self._declared: dict[str, Program] = dict(self.programs)  # and those walks declare (training...)
         self._programs: dict[str, nn.Module] = {}  # the one cache of lowered programs
         self._signatures: dict[str, tuple[Arg, ...]] = {}
-        self._fast: dict[str, tuple] = {}  # per program: what run() checks on every call
-        self._alias: dict[str, dict[str, str]] = {}  # per program: spec name -> placeholder, where they differ
+        self._fast: dict[str, tuple] = {}  # per program: the module, input aliases and what run() checks
         self._ema_items: list | None = None
         for n in graph.topo():
             if n.op != "call" or n.module in self.blocks:
@@ -120,33 +119,36 @@ class CompiledModel(nn.Module):
     def run(self, name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run program ``name`` on keyword inputs. Inputs that do not fit are an :class:`InputError`
         at their declaration; a block that fails is named with its spec line."""
-        prog = self._programs.get(name)
-        if prog is None:
-            prog = self.program(name)  # lowered once; what the loop below checks comes with it
-        alias = self._alias[name]
+        fast = self._fast.get(name)
+        if fast is None:
+            self.program(name)  # lowered once; what the loop below checks comes with it
+            fast = self._fast[name]
+        prog, alias, checks = fast
         if alias:  # an input named like a Python keyword (`lambda`) may be passed by its spec name
             inputs = {alias.get(k, k): v for k, v in inputs.items()}
         batch = None
-        for key, lead, shape, dtype in self._fast[name]:  # mis-shaped inputs would broadcast silently
+        for key, lead, shape, dtype in checks:  # mis-shaped inputs would broadcast silently
             v = inputs.get(key)
-            if v is None or not isinstance(v, torch.Tensor) or v.dim() < lead or v.shape[lead:] != shape or \
-                    (dtype is not None and v.dtype is not dtype) or (batch is not None and v.shape[0] != batch):
+            if not isinstance(v, torch.Tensor) or (s := v.shape)[lead:] != shape or len(s) < lead or \
+                    (dtype is not None and v.dtype is not dtype) or (batch is not None and s[0] != batch):
                 self.check_inputs(inputs, name)  # the located message; it raises
                 break
-            batch = v.shape[0]
+            batch = s[0]
         try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
             return prog.forward(**inputs)
         except Exception as e:  # re-raised with the block's name and location; never swallowed
             raise self._locate(name, prog, inputs, e) from e
 
     def _fast_check(self, name: str) -> tuple:
-        """(key, leading dims, per-sample shape, dtype or None) per input, for :meth:`run`."""
+        """(program, spec name -> placeholder where they differ, and per input: key, leading dims,
+        per-sample shape, dtype or None): what :meth:`run` needs on every call, in one lookup."""
         w = self._weight()
         dtypes = {"float": w.dtype if w is not None else None, "long": torch.int64, "bool": torch.bool}
-        self._fast[name] = tuple((a.name, 2 if a.steps else 1, torch.Size(a.ttype.shape), dtypes.get(a.ttype.dtype))
-                                 for a in self.signature(name) if a.ttype is not None)
-        self._alias[name] = {node_name(a.name): a.name for a in self.signature(name)
-                             if node_name(a.name) != a.name and "/" not in node_name(a.name)}
+        sig = self.signature(name)
+        checks = tuple((a.name, 2 if a.steps else 1, torch.Size(a.ttype.shape), dtypes.get(a.ttype.dtype))
+                       for a in sig if a.ttype is not None)
+        alias = {node_name(a.name): a.name for a in sig if node_name(a.name) != a.name and "/" not in node_name(a.name)}
+        self._fast[name] = (self._programs[name], alias, checks)
         return self._fast[name]
 
     def _weight(self) -> torch.Tensor | None:

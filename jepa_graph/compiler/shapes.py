@@ -14,8 +14,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from ..core.errors import Diagnostic, SpecError, did_you_mean, in_jepa
-from .graph import Graph, Node
+from .graph import Graph, Node, field_of
 from ..core.registry import get_block
+from .sequence import UNROLL, PerStep, Unrolled, needs, per_step, step_types, unroll_ref
 from ..core.tensors import MAX_SIZE, ShapeMismatch, TType
 
 
@@ -43,27 +44,42 @@ def resolve_shape(n: Node, shape: list, errors: list[Diagnostic]) -> tuple[int, 
 def infer_shapes(g: Graph) -> None:
     """Fill ``node.ttype``, ``node.params`` and ``node.block`` for every node, or raise SpecError."""
     errors: list[Diagnostic] = []
+    done: set[str] = set()
     for n in g.topo():
-        upstream_ok = all(g.nodes[r.src].ttype is not None for r in n.inputs)
-        if not upstream_ok and n.op != "call":
-            continue  # an upstream error was already reported
-        try:
-            if n.is_var:
-                shape = resolve_shape(n, n.decl.shape, errors)
-                if shape is not None:
-                    n.ttype = TType(shape, getattr(n.decl, "dtype", "float"))
-            elif n.op == "port":
-                _port(g, n, errors)
-            else:
-                _call(g, n, errors, upstream_ok)
-        except SpecError as e:
-            errors.extend(e.diagnostics)
+        if n.name in done:
+            continue
+        need = needs(g, n)  # an unrolled predictor reads its world model's types: those go first
+        if need:
+            before = g.ancestors(list(need))
+            for m in g.topo():
+                if m.name in before and m.name not in done:
+                    done.add(m.name)
+                    _node(g, m, errors)
+        done.add(n.name)
+        _node(g, n, errors)
     _check_terms(g, errors)
     _check_latents(g, errors)
     _check_world_models(g, errors)
     _check_actors(g, errors)
     if errors:
         raise SpecError(errors)
+
+
+def _node(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
+    upstream_ok = all(g.nodes[r.src].ttype is not None for r in n.inputs)
+    if not upstream_ok and n.op != "call":
+        return  # an upstream error was already reported
+    try:
+        if n.is_var:
+            shape = resolve_shape(n, n.decl.shape, errors)
+            if shape is not None:
+                n.ttype = TType(shape, field_of(n.decl, "dtype", "float"))
+        elif n.op == "port":
+            _port(g, n, errors)
+        else:
+            _call(g, n, errors, upstream_ok)
+    except SpecError as e:
+        errors.extend(e.diagnostics)
 
 
 def _port(g: Graph, n: Node, errors: list[Diagnostic]) -> None:
@@ -87,7 +103,12 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
     rel = n.ema_of or n.share_of
     owner = g.nodes[rel] if rel else None
     # an EMA target or shared use takes its owner's type: a misspelt type is reported once, at the owner's `type:`
-    block = get_block(n.kind, n.type or "", (owner or n).at("type", key=False))
+    if n.type == UNROLL and unroll_ref(n) is not None:  # the world model's step, unrolled (sequence.py)
+        block = Unrolled(g, n)
+    else:
+        block = get_block(n.kind, n.type or "", (owner or n).at("type", key=False))
+    if per_step(n):  # applied at every step: the type's rules see one step
+        block = PerStep(block)
     n.block = block
     if owner is not None and owner.params is not None:
         n.params = owner.params
@@ -131,13 +152,18 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
                                  + (f", in this order: {', '.join(block.input_names)}" if block.input_names else "")))
         return
     if owner is not None and owner.ttype is not None:
-        owner_ins = [g.nodes[r.src].ttype for r in owner.inputs]
-        for i, (a, b) in enumerate(zip(owner_ins, ins)):
+        owner_ins, mine, each = _one_step(g, owner), ins, ""
+        if per_step(n):  # applied at each step: one step of our inputs meets the owner's inputs
+            try:
+                mine, each = step_types(ins)[1], " at each step"
+            except ShapeMismatch:
+                mine = owner_ins  # not sequences: the shape rule below says so
+        for i, (a, b) in enumerate(zip(owner_ins, mine)):
             if a != b:
                 rel = "is an EMA copy of" if n.ema_of else "shares the weights of"
                 src = g.nodes[n.inputs[i].src]
                 errors.append(Diagnostic(f"`{n.name}` {rel} `{owner.name}`, which takes {a} on input {i}; "
-                                         f"`{src.name}` gives {b}", n.inputs[i].loc or n.loc,
+                                         f"`{src.name}` gives {b}{each}", n.inputs[i].loc or n.loc,
                                          "shared weights need inputs of the same shape",
                                          related=[(f"`{owner.name}`", owner.loc)]))
                 return
@@ -152,6 +178,17 @@ def _call(g: Graph, n: Node, errors: list[Diagnostic], upstream_ok: bool = True)
         else:
             msg, loc, related = f"`{n.name}` ({n.kind}.{n.type}) {e.message}", n.loc, []
         errors.append(Diagnostic(msg, loc, e.hint or "check the dims of both ends of this edge", related=related))
+
+
+def _one_step(g: Graph, n: Node) -> list[TType]:
+    """The input types ``n``'s weights were built for: one step of them if it runs at each step."""
+    ins = [g.nodes[r.src].ttype for r in n.inputs]
+    if per_step(n):
+        try:
+            return step_types(ins)[1]
+        except ShapeMismatch:  # reported at `n` itself
+            return ins
+    return ins
 
 
 _NUMBER_HINTS = {  # registry._check_number's errors

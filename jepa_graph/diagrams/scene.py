@@ -225,6 +225,13 @@ def _call_item(g: Graph, owner: Node, uses: list[Node], params: dict[str, int] |
     kind = owner.kind if owner.kind in ("encoder", "predictor", "actor", "op", "energy", "regularizer",
                                         "cost", "critic") else "unknown"
     detail = owner.type or ""
+    unroll = getattr(owner.decl, "unroll", None)  # the world model's step over sequences (compiler/sequence.py)
+    if unroll:
+        mode = getattr(owner.params, "mode", "unrolled")
+        detail = f"unrolls {unroll}" + (f" \u00d7{owner.ttype.shape[0]}" if owner.ttype else "") + \
+            (" \u00b7 teacher-forced" if mode == "teacher" else "")
+    if getattr(owner.decl, "each_step", False):
+        detail += " \u00b7 each step"
     if owner.ema_of:
         detail = f"EMA of {g.nodes[owner.ema_of].name.rsplit('/', 1)[-1]} \u00b7 {detail}"
     if owner.frozen:

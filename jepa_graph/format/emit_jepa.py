@@ -1,7 +1,8 @@
 """Canonical data -> canonical ``.jepa`` lines (the inverse of :mod:`jepa_graph.parse_dsl`).
 
 Each construct is written with its sugar when reading it back gives the same data
-(``encoder.mlp(x)``, ``enc(goal)``, ``ema(enc)(y, momentum=0.99..1.0)``, ``sg(t)``, and
+(``encoder.mlp(x)``, ``enc(goal)``, ``ema(enc)(y, momentum=0.99..1.0)``, ``sg(t)``,
+``unroll(pred)(s_seq, a_seq)``, ``enc(x_seq, each_step=true)``, and
 ``low.state(x) as encoder`` where the kind cannot be read off the copied block); anything the
 sugar cannot say (``type`` together with ``ema_of``, fields added to the model later) falls
 back to the generic mapping form ``name = {kind=encoder, type=mlp, ema_of=enc}``, so every
@@ -25,7 +26,7 @@ DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 WORDS = {"true", "false", "null", "inf", "nan", "True", "False", "None"}  # bare, they would not read back as strings
 SPECIAL = ("name", "description", "$schema", "inputs", "latents", "actions", "blocks", "objective", "costs", "levels")
 VAR_KW = {"inputs": "input", "actions": "action", "latents": "latent"}
-BLOCK_KEYS = {"kind", "type", "share", "ema_of", "in", "with", "frozen"}
+BLOCK_KEYS = {"kind", "type", "share", "ema_of", "unroll", "in", "with", "each_step", "frozen"}
 
 
 # ---------------------------------------------------------------------------------- values
@@ -170,6 +171,9 @@ def block_forms(blocks: dict) -> dict[str, str]:
     for name, b in blocks.items():
         if set(b) - BLOCK_KEYS or "kind" not in b:
             forms[name] = "generic"
+        elif "unroll" in b:  # unroll(pred)(states, a_seq, mode=teacher): always a predictor
+            plain = b["kind"] == "predictor" and not {"type", "share", "ema_of", "each_step"} & set(b)
+            forms[name] = "unroll" if plain else "generic"
         elif "type" in b:
             forms[name] = "typed" if "share" not in b and "ema_of" not in b else "generic"
         else:
@@ -207,7 +211,7 @@ def references(data: dict) -> dict[str, int]:
             for b in v.values():
                 for e in b.get("in", []):
                     add(e if isinstance(e, str) else e.get("ref"))
-                for rel in ("share", "ema_of"):
+                for rel in ("share", "ema_of", "unroll"):
                     add(b.get(rel))
                 add({k2: v2 for k2, v2 in b.items() if k2 not in BLOCK_KEYS})
         elif k not in ("name", "description", "$schema", "dims", "inputs", "latents", "actions"):
@@ -263,7 +267,11 @@ def block_rhs(name: str, b: dict, forms: dict[str, str], inline: dict[str, str],
             return ["", value(b)]
     params = b.get("with", {})
     args = edges + [f"{key(k)}={_param(k, v, b)}" for k, v in params.items()]
-    if "type" in b:
+    if "each_step" in b:  # a block field, written as the last keyword (dsl_build takes it out of `with`)
+        args.append(f"each_step={value(b['each_step'])}")
+    if "unroll" in b:
+        head = f"unroll({b['unroll']})"
+    elif "type" in b:
         head = f"{b['kind']}.{b['type']}"
     elif "share" in b:
         head = b["share"]

@@ -1,7 +1,7 @@
 """Spec -> canonical plain data -> canonical YAML lines.
 
 :func:`canonical_data` is the one normal form both emitters start from: defaults left out,
-keys in a fixed order (``kind, type, share, ema_of, in, with, frozen`` for blocks), a plain
+keys in a fixed order (``kind, type, share, ema_of, unroll, in, with, each_step, frozen`` for blocks), a plain
 edge written as its name. :func:`emit_yaml` lays it out the way ``specs/*.yaml`` read: one
 section per top-level key, one flow-style line per input, latent, action and block (aligned),
 block style only where a line would pass :data:`WIDTH`.
@@ -23,7 +23,7 @@ from ..frontend.spec import Spec
 WIDTH = 120  # a flow-style line longer than this is written in block style
 TOP_ORDER = ("$schema", "name", "description", "dims", "inputs", "actions", "latents", "blocks", "outputs",
              "objective", "world_model", "costs", "levels")
-BLOCK_ORDER = ("kind", "type", "share", "ema_of", "in", "with", "frozen")
+BLOCK_ORDER = ("kind", "type", "share", "ema_of", "unroll", "in", "with", "each_step", "frozen")
 VAR_ORDER = ("shape", "dtype", "domain", "regularizer", "inference", "bounds")
 LEVEL_ORDER = ("name", "encoder", "predictor", "action", "latent", "stride", "subgoal")
 ALIGN = 16  # entry names are padded to line up, up to this width
@@ -81,7 +81,7 @@ def canonical_data(data: dict) -> dict:
             d[section] = {n: _ordered(_drop(v, ("bounds",)), VAR_ORDER) for n, v in d[section].items()}
     blocks = {}
     for name, blk in d["blocks"].items():
-        blk = _drop(blk, ("type", "share", "ema_of", "frozen", "in", "with"), empty=("in", "with"))
+        blk = _drop(blk, ("type", "share", "ema_of", "unroll", "each_step", "frozen", "in", "with"), empty=("in", "with"))
         if "in" in blk:
             blk["in"] = [e if isinstance(e, str) else e["ref"] if not e.get("stop_grad") and set(e) <= {"ref", "stop_grad"}
                          else _ordered(e, ("ref", "stop_grad")) for e in blk["in"]]

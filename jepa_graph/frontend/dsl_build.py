@@ -130,13 +130,20 @@ class Assembler:
                 fields.append(("share", head_at, V(target, head_at)))
                 tail = None
         if second is not None:
-            if str(head) != "ema" or tail is not None or kwargs or len(edges) != 1 \
+            if str(head) not in ("ema", "unroll") or tail is not None or kwargs or len(edges) != 1 \
                     or not isinstance(edges[0], V):
-                raise SpecError("a second argument list is only for EMA targets: `ema(enc)(x_next)`", head_at,
-                                "write `target = ema(enc)(x_next, momentum=0.99..1.0)`; `ema(...)` names one block")
-            fields.append(("ema_of", edges[0].loc, edges[0]))
-            if kind is None:
-                self.copies[name] = (edges[0].data, edges[0].loc)
+                raise SpecError("a second argument list is only for EMA targets, `ema(enc)(x_next)`, and unrolled "
+                                "predictors, `unroll(pred)(s_seq, a_seq)`", head_at,
+                                "write `target = ema(enc)(x_next, momentum=0.99..1.0)`; `ema(...)` and `unroll(...)` "
+                                "name one block")
+            if str(head) == "unroll":  # the world model's step over sequences: always a predictor
+                fields.append(("unroll", edges[0].loc, edges[0]))
+                if kind is None:
+                    fields.append(("kind", head_at, V("predictor", head_at)))
+            else:
+                fields.append(("ema_of", edges[0].loc, edges[0]))
+                if kind is None:
+                    self.copies[name] = (edges[0].data, edges[0].loc)
             edges, kwargs = second
         elif kind is not None:
             pass
@@ -148,6 +155,8 @@ class Assembler:
         if edges:
             items = [self._edge(e) for e in edges]
             fields.append(("in", items[0].loc, V([i.data for i in items], items[0].loc, items)))
+        fields += [kw for kw in kwargs if str(kw[0]) == "each_step"]  # a block field, not a parameter
+        kwargs = [kw for kw in kwargs if str(kw[0]) != "each_step"]
         if kwargs:
             fields.append(("with", kwargs[0][1], _merge(kwargs, f"the parameters of `{name}`")))
         if frozen:

@@ -19,9 +19,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
 MAX_DEPTH = 64  # bounds nesting ([[[[...]]]]): a spec is a few levels deep, recursion is not unbounded
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
+_STR = "tag:yaml.org,2002:str"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
-_scalars = yaml.constructor.SafeConstructor()
+_scalars = yaml.constructor.SafeConstructor()  # its constructor functions only: construct_object keeps every node
 
 Path = tuple
 
@@ -42,11 +44,12 @@ class RawSpec:
 
     def at(self, path: Path, key: bool = False) -> Location:
         path = tuple(path)
+        first, second = (self.keys, self.values) if key else (self.values, self.keys)
         while True:
-            table = (self.keys, self.values) if key else (self.values, self.keys)
-            for t in table:
-                if path in t:
-                    return t[path]
+            if path in first:
+                return first[path]
+            if path in second:
+                return second[path]
             if not path:
                 return Location(self.file, 1, 1)
             path = path[:-1]
@@ -57,33 +60,51 @@ def _loc(file: str, mark) -> Location:
 
 
 class _Builder:
-    """Node tree -> plain data and positions. Runs after :func:`_measure` bounded size and depth."""
+    """Node tree -> plain data and positions. Runs after :func:`_measure` bounded size and depth.
+
+    One call per collection (a mapping's scalar values are handled in its loop); a string is the
+    node's own text, and each other distinct scalar (``out: 8``, ``frozen: true``) is constructed
+    once per parse. Every node's position is kept, as before: the work per value is constant."""
 
     def __init__(self, raw: RawSpec):
         self.raw = raw
+        self.file = raw.file
+        self.made: dict[tuple[str, str], Any] = {}  # (tag, text) -> value: plain scalars are immutable
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        if type(node) is yaml.ScalarNode:
+            m = node.start_mark
+            self.raw.values.setdefault(path, Location(self.file, m.line + 1, m.column + 1))
+            return self.scalar(node)
         want = _COLLECTION_TAGS.get(type(node))
         if want is not None and node.tag != want:  # `!!python/object:x {...}`, `!!set`, `!custom [...]`
-            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.file, node.start_mark),
                             "specs are plain data: remove the tag")
-        self.raw.values.setdefault(path, _loc(self.raw.file, node.start_mark))
+        file, values = self.file, self.raw.values
+        m = node.start_mark
+        values.setdefault(path, Location(file, m.line + 1, m.column + 1))
         if isinstance(node, yaml.MappingNode):
+            keys, scalar = self.raw.keys, self.scalar
             out: dict[Any, Any] = {}
-            first: dict[Any, Location] = {}
             for knode, vnode in node.value:
-                if knode.tag == "tag:yaml.org,2002:merge":
+                if knode.tag == _MERGE:
                     raise SpecError("YAML merge keys (`<<`) are not supported in specs",
-                                    _loc(self.raw.file, knode.start_mark), "write the keys out")
+                                    _loc(file, knode.start_mark), "write the keys out")
                 key = self.build_scalar_key(knode, path)
-                kloc = _loc(self.raw.file, knode.start_mark)
-                if key in first:
+                m = knode.start_mark
+                kloc = Location(file, m.line + 1, m.column + 1)
+                sub = path + (key,)
+                if key in out:  # the first one's position is the one kept under its path
                     raise SpecError(Diagnostic(f"duplicate key `{key}`", kloc,
                                                "each key may appear once in a mapping; remove or rename one",
-                                               related=[("first written", first[key])]))
-                first[key] = kloc
-                self.raw.keys.setdefault(path + (key,), kloc)
-                out[key] = self.build(vnode, path + (key,))
+                                               related=[("first written", keys[sub])]))
+                keys.setdefault(sub, kloc)
+                if type(vnode) is yaml.ScalarNode:
+                    m = vnode.start_mark
+                    values.setdefault(sub, Location(file, m.line + 1, m.column + 1))
+                    out[key] = scalar(vnode)
+                else:
+                    out[key] = self.build(vnode, sub)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(v, path + (i,)) for i, v in enumerate(node.value)]
@@ -100,19 +121,28 @@ class _Builder:
         return key
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag == _TIMESTAMP:  # `date: 2024-01-01` stays the text as written, not a datetime
+        tag = node.tag
+        if tag == _STR or tag == _TIMESTAMP:  # `date: 2024-01-01` stays the text as written, not a datetime
             return node.value
-        if node.tag not in _PLAIN_TAGS:  # `!!binary`, `!!timestamp`, `!!python/...`: no object from a tag
-            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+        key = (tag, node.value)
+        if key in self.made:
+            return self.made[key]
+        if tag not in _PLAIN_TAGS:  # `!!binary`, `!!timestamp`, `!!python/...`: no object from a tag
+            raise SpecError(f"unsupported YAML tag `{_short_tag(tag)}`", _loc(self.raw.file, node.start_mark),
                             "specs are plain data: remove the tag")
         try:
-            return _scalars.construct_object(node, deep=True)
+            value = self.made[key] = _scalars.yaml_constructors[tag](_scalars, node)
         except yaml.constructor.ConstructorError:
-            raise SpecError(f"unsupported YAML tag `{_short_tag(node.tag)}`", _loc(self.raw.file, node.start_mark),
+            raise SpecError(f"unsupported YAML tag `{_short_tag(tag)}`", _loc(self.raw.file, node.start_mark),
                             "specs are plain data: remove the tag") from None
-        except ValueError:  # an integer past Python's 4,300-digit conversion limit
-            raise SpecError(f"number with {len(node.value):,} digits is too long", _loc(self.raw.file, node.start_mark),
-                            "a spec's numbers are sizes and coefficients: write a number of sensible size") from None
+        except (ValueError, IndexError, KeyError) as e:
+            if isinstance(e, ValueError) and "digits" in str(e):  # an integer past Python's 4,300-digit limit
+                raise SpecError(f"number with {len(node.value):,} digits is too long", _loc(self.raw.file, node.start_mark),
+                                "a spec's numbers are sizes and coefficients: write a number of sensible size") from None
+            # an explicit tag on text that is not of its type: `!!int` alone, `!!float x`, `!!bool maybe`
+            raise SpecError(f"`{node.value}` is not a valid `{_short_tag(tag)}` value", _loc(self.raw.file, node.start_mark),
+                            "remove the tag, or write a value of that type") from None
+        return value
 
 
 def _measure(node: yaml.Node, file: str, depth: int, memo: dict[int, int]) -> int:
@@ -124,8 +154,11 @@ def _measure(node: yaml.Node, file: str, depth: int, memo: dict[int, int]) -> in
     if id(node) in memo:
         return memo[id(node)]
     children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else \
-        node.value if isinstance(node, yaml.SequenceNode) else []
-    size = 1 + sum(_measure(c, file, depth + 1, memo) for c in children)
+        node.value if isinstance(node, yaml.SequenceNode) else ()
+    size = 1
+    deep = depth + 1 > MAX_DEPTH
+    for c in children:  # a scalar child counts 1 (it needs no call unless its depth is refused)
+        size += 1 if type(c) is yaml.ScalarNode and not deep else _measure(c, file, depth + 1, memo)
     if size > MAX_NODES:
         raise SpecError(f"YAML expands to more than {MAX_NODES:,} values (an alias bomb?)", _loc(file, node.start_mark),
                         "aliases (`*name`) repeat their anchor's whole value; write the values out once")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictInt, field_validator, model_validator
 
 from ..core.tensors import MAX_SIZE
 from .train_config import TrainConfig
@@ -65,12 +65,13 @@ class LatentInference(Strict):
     """Defaults for F(x, y) = min_z E(x, y, z) (see jepa_graph.inference.minimize for why these)."""
 
     method: Literal["gradient", "enumerate", "cem", "sample"] = "gradient"
-    steps: Count | None = None  # gradient: the cap on a sample's steps (None: 200); cem: rounds (None: 20)
-    lr: Annotated[float, Field(gt=0)] | None = None  # None: the optimizer's own (adam 0.1, lbfgs 1.0)
-    optimizer: Literal["adam", "lbfgs"] = "lbfgs"  # gradient: how a sample's z moves
-    restarts: Count = 1  # gradient: starting points per sample (the first the encoder's guess, or 0)
+    steps: Count | None = None  # gradient: a cap (None: lbfgs 100, adam 300); cem: rounds (None: 20)
+    lr: Annotated[float, Field(gt=0)] | None = None  # None: the optimizer's own (lbfgs 1.0, adam 0.1)
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"  # gradient: how each sample's z moves
+    restarts: Count | None = None  # gradient: starts per sample, the encoder's guess (or 0) then prior draws;
+    # None: 8, or 1 under an l1 regulariser (z* sits at or near 0, the first start)
     tol_e: Annotated[float, Field(ge=0)] = 1e-6  # gradient: converged once |dE| <= tol_e (1 + |E|) ...
-    tol_z: Annotated[float, Field(ge=0)] = 1e-4  # ... and |dz| <= tol_z, on 2 steps in a row
+    tol_z: Annotated[float, Field(ge=0)] = 1e-3  # ... and every |dz| <= tol_z, on 2 steps in a row
 
 
 class LatentVar(Strict):
@@ -115,10 +116,24 @@ class BlockBase(Strict):
     params: dict[str, Any] = Field(default_factory=dict, alias="with")
     share: BlockRef | None = None  # apply this other block's weights to our inputs
     frozen: bool = False  # parameters never receive gradient updates
+    # applied at every step of a sequence: inputs [T, ...] are folded into the batch, the block runs on
+    # each step, and its output comes back as [T, ...] (a regulariser sees all B * T rows as one batch;
+    # a per-sample number is averaged over the steps)
+    each_step: StrictBool = False
 
     @model_validator(mode="after")
     def _type_or_relation(self):
         rel = getattr(self, "ema_of", None)
+        unroll = getattr(self, "unroll", None)
+        if unroll is not None:  # the world model's step program, unrolled: no weights or type of its own
+            for field, why in (("type", "it runs the step program of the predictor it names"),
+                               ("share", "it already applies the weights of the predictor it names"),
+                               ("ema_of", "it runs the predictor it names, whose weights it uses")):
+                if getattr(self, field, None) is not None:
+                    raise ValueError(f"a block with `unroll:` takes no `{field}:`: {why}; remove `{field}`")
+            if self.each_step:
+                raise ValueError("a block with `unroll:` steps through its sequence itself; remove `each_step`")
+            return self
         if self.type is None and self.share is None and rel is None:
             raise ValueError("a block needs a `type` (or `share:` / `ema_of:` another block)")
         if self.type is not None and self.share is not None:
@@ -145,9 +160,22 @@ class EncoderBlock(BlockBase):
     ema_of: BlockRef | None = None  # momentum copy of another encoder (target encoder), no gradient
 
 
+class UnrollParams(BaseModel):
+    """``with:`` of an unrolled predictor (``unroll: pred``): how the steps are fed.
+
+    ``unrolled``: s_{t+1} = step(s_t, a_t), from the first state on (the model's own predictions
+    are fed back, as in planning); ``teacher``: s_{t+1} = step(s*_t, a_t), each step from the true
+    state s*_t (teacher forcing)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: Literal["unrolled", "teacher"] = "unrolled"
+
+
 class PredictorBlock(BlockBase):
     kind: Literal["predictor"]
     ema_of: BlockRef | None = None
+    # the world model's step unrolled over action sequences: in [states, a_seq(, z_seq)] -> [H, *state]
+    unroll: BlockRef | None = None
 
 
 class EnergyBlock(BlockBase):
@@ -178,6 +206,12 @@ class CompositeBlock(BlockBase):
     """A use of a composite block (a spec file in ``blocks/``); ``with:`` overrides its dims."""
 
     kind: Literal["composite"]
+
+    @model_validator(mode="after")
+    def _no_steps(self):
+        if self.each_step:
+            raise ValueError("a composite block is not applied per step; set `each_step` on blocks inside it")
+        return self
 
 
 Block = Annotated[

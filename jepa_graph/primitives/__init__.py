@@ -7,3 +7,4 @@ from . import vision
 from . import transformer
 from . import regularizers
 from . import ops
+from . import sequence

@@ -3,14 +3,17 @@
 :func:`descend` takes every joint value of the discrete spaces (:func:`~.spaces.combinations`)
 and, for each, moves the continuous spaces from ``restarts`` starting points per problem, every
 row on its own: Adam projects onto the bounds after each step; L-BFGS keeps a curvature history
-and a line search per row and only ever evaluates points inside the bounds. With no continuous
-space it is enumeration: every value in one batched call.
+and a line search per row and only ever evaluates points inside the bounds. A row stops once it
+has converged (its value and its point no longer change, to ``tol_e`` and ``tol_z``) or at the
+step cap; ``Best.converged`` and ``Best.steps`` say which, per problem. With no continuous space
+it is enumeration: every value in one batched call.
 
 Example (B problems, an action sequence of horizon H in a box)::
 
     space = {"a": Continuous((H, A), -1.0, 1.0)}
-    best = descend(lambda p: cost(p["a"]), space, B, steps=50, lr=0.1)
-    best.params["a"], best.value                     # (B, H, A), (B,)
+    best = descend(lambda p: cost(p["a"]), space, B, steps=100, lr=1.0, optimizer="lbfgs",
+                   tol_e=1e-6, tol_z=1e-3)
+    best.params["a"], best.value, best.converged     # (B, H, A), (B,), (B,) bool
 """
 from __future__ import annotations
 
@@ -66,7 +69,9 @@ def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | No
         spaces: name -> space; ``f`` gets a tensor of each name.
         B: problems.
         init: start points (B, *value_shape) by name (continuous spaces; default each one's
-            prior mode); restart 0 starts there, the other ``restarts - 1`` from prior draws.
+            prior mode); restart 0 starts there, the other ``restarts - 1`` from prior draws:
+            with ``generator``, one draw per problem; without, one draw per restart from a fixed
+            seed, shared by every problem (deterministic, and independent of the batch).
         steps, lr: the cap on a row's steps and the step size (L-BFGS: its first trial step).
         optimizer: "adam" or "lbfgs".
         trial: how L-BFGS evaluates its line-search trial points (default ``f``); a non-finite
@@ -101,7 +106,7 @@ def descend(f: Objective, spaces: dict[str, Space], B: int, *, init: Params | No
     init = starts(cont, init, B, device)
     x0 = {}
     for k, s in cont.items():  # restart 0 from init, the others from the prior
-        z0 = [init[k]] + [s.sample(B, device, generator) for _ in range(R - 1)]
+        z0 = [init[k]] + _draws(s, R - 1, B, device, generator)
         x0[k] = torch.cat(z0).repeat(M, *([1] * len(s.shape)))  # (M * R * B, ...)
     best = Best(B, device)
     if not cont:
@@ -197,6 +202,16 @@ def _adam(f: Objective, fixed: Params, cont: dict[str, Continuous], x0: Params, 
     return stop.converged, taken
 
 
+def _draws(s: Continuous, n: int, B: int, device, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """``n`` start points (B, *shape) from ``s``'s prior: per problem from ``generator``, else
+    each one a single draw (seeded 0, on the CPU so every device starts alike) for all problems."""
+    if generator is not None:
+        return [s.sample(B, device, generator) for _ in range(n)]
+    shared = s.sample(n, None, torch.Generator().manual_seed(0))  # (n, *shape)
+    shared = shared if device is None else shared.to(device)
+    return [z[None].expand(B, *s.shape) for z in shared]
+
+
 class _Flat:
     """The continuous spaces of every row as one (rows, d) matrix ``x``, with the bounds ``lo``, ``hi`` (d,)."""
 
@@ -228,15 +243,15 @@ def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
     its own first step with sufficient decrease (Armijo, or Hager-Zhang's approximate Wolfe where
     rounding hides the decrease near a minimum) and the others shrinking theirs by quadratic
     interpolation (tenfold after a non-finite trial energy, which only rejects the trial, and
-    after ``_LS_TRIES`` trials), until the step no longer moves the row (``_STEP_TOL``), so even a
-    huge ``lr`` backtracks to a useful step. The first trial step is ``lr`` (with no history,
-    along -g, one that moves the row at most ``lr`` in L1 norm). Coordinates a bound holds against
-    their gradient stay put for the step and trial points are projected onto the box, so every
-    point is feasible. A row whose search fails forgets its history and next tries steepest
-    descent; one whose steepest descent fails, whose gradient vanishes, or that passes ``stop``'s
-    test, is done (stops moving); a warning is logged for rows that stop at their start point with
-    a gradient left. ``value`` maps (rows, d) (and ``trial=True`` for line-search points) to
-    (rows,); ``obj`` is told the step.
+    after ``_LS_TRIES`` trials), until the step no longer moves the row (``_STEP_TOL``, or a
+    tenth of ``stop.tol_z``), so even a huge ``lr`` backtracks to a useful step. The first trial
+    step is ``lr`` (with no history, along -g, one that moves the row at most ``lr`` in L1 norm).
+    Coordinates a bound holds against their gradient stay put for the step and trial points are
+    projected onto the box, so every point is feasible. A row whose search fails forgets its
+    history and next tries steepest descent; one whose steepest descent fails, whose gradient
+    vanishes, or that passes ``stop``'s test, is done (stops moving); a warning is logged for rows
+    that stop at their start point with a gradient left where some trial overflowed. ``value``
+    maps (rows, d) (and ``trial=True`` for line-search points) to (rows,); ``obj`` is told the step.
 
     Returns each row's last iterate (rows, d), its value (rows,), whether it converged (rows,)
     bool (done with a finite value, not stuck at its start) and the steps it took (rows,) long."""
@@ -253,7 +268,7 @@ def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
     at_step(obj, 0)
     f, g = f_and_grad(x)
     done = ~(torch.isfinite(f) & torch.isfinite(g).all(1))  # (N,) rows that no longer move
-    moved = torch.zeros_like(done)
+    moved, blown = torch.zeros_like(done), torch.zeros_like(done)  # blown: a trial step overflowed
     stop.start(N, x.device)
     taken = torch.zeros(N, dtype=torch.long, device=x.device)
     for i in range(steps):
@@ -271,7 +286,8 @@ def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
         p = torch.where(fresh[:, None], -gf, p)
         dg = torch.where(fresh, -(gf * gf).sum(1), dg)
         t = torch.where(fresh, lr * (1.0 / gf.abs().sum(1)).clamp(max=1.0), torch.full_like(f, lr))
-        tiny = _STEP_TOL * (x.abs().amax(1) + 1) / p.abs().amax(1).clamp(min=1e-30)  # (N,) no move below
+        # (N,) no move below: rounding, or a tenth of tol_z (a step that short would pass the test anyway)
+        tiny = torch.clamp(_STEP_TOL * (x.abs().amax(1) + 1), min=0.1 * stop.tol_z) / p.abs().amax(1).clamp(min=1e-30)
         pending = ~done
         xn, fn_, gn = x, f, g  # each row's accepted point; the current one until it accepts
         for k in range(_LS_MAX):
@@ -281,6 +297,7 @@ def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
             armijo = e <= f + _C1 * drop
             wolfe = (e <= f + _F_EPS * f.abs()) & (slope >= 0.9 * drop) & (slope <= -0.8 * drop)
             ok = pending & (drop < 0) & torch.isfinite(e) & (armijo | wolfe)
+            blown |= pending & ~torch.isfinite(e)
             xn, fn_, gn = torch.where(ok[:, None], xt, xn), torch.where(ok, e, fn_), torch.where(ok[:, None], gt, gn)
             pending &= ~ok
             t = torch.where(pending, _backtrack(t, f, e, dg) if k + 1 < _LS_TRIES else 0.1 * t, t)
@@ -302,11 +319,13 @@ def _lbfgs(obj: Objective, value, flat: _Flat, stop: _Stop, *, steps: int,
         done |= ~(torch.isfinite(f) & torch.isfinite(g).all(1))
     gf = g * ~(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)))  # the gradient a step could follow
     done |= (gf.abs().amax(1) <= _GRAD_TOL) | stop.converged  # as the next step would find
-    stuck = ~moved & (gf.abs().amax(1) > 1e-4 * (f.abs() + 1)) & torch.isfinite(f)  # not a minimum to rounding
+    # not a minimum to rounding: a gradient left and only overflowing steps (every trial finite and
+    # higher, down to steps that no longer move z, is a minimum along the gradient, e.g. at R(z)'s L1 kink)
+    stuck = ~moved & blown & (gf.abs().amax(1) > 1e-4 * (f.abs() + 1)) & torch.isfinite(f)
     if steps > 0 and stuck.any():
         log.warning("%s: L-BFGS left %d of %d row(s) at their start point: no step along the gradient "
-                    "(largest |dE/dz| %.3g) lowered the energy; it may be non-smooth or overflow nearby, "
-                    "or `lr` (%g) be far off: try optimizer=\"adam\"", what(obj), int(stuck.sum()), N,
+                    "(largest |dE/dz| %.3g) lowered the energy and some overflowed; the energy may overflow "
+                    "nearby, or `lr` (%g) be far off: try optimizer=\"adam\"", what(obj), int(stuck.sum()), N,
                     float(gf[stuck].abs().max()), lr)
     return x, f, done & ~stuck & torch.isfinite(f), taken
 

@@ -1,4 +1,5 @@
-"""Training metrics: a JSONL log (one object per line), optional TensorBoard, collapse monitors.
+"""Training metrics: a JSONL log (one object per line), optional TensorBoard, collapse monitors,
+world-model rollout errors and wall leaks.
 
 Collapse monitors watch a representation ``s`` (B, D) or tokens (B, N, D):
 
@@ -20,6 +21,11 @@ low-rank. On the shipped specs healthy runs keep 10-40% of the attainable rank (
 state of a 2-D world: 3.4-5.6; I-JEPA, V-JEPA, VICReg at 64-d: 16-37), while the partly
 collapsed I-JEPA of benchmarks/RESULTS.md (lr 2e-3) fell to 5.4 of 64. The floor applies from
 r = 64 only, so small states of small worlds never trip it.
+
+World models on data with walls (a source yielding ``blocked_seq``, ``state_seq``: the
+``two_rooms_wall`` source) are also scored by :func:`wall_leaks`: the share of wall-stopped moves
+the model lets through (``leak``), and of free moves it predicts as no move (``stall``); the
+trainer logs both with the collapse monitors (:class:`LeakProbe`).
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import torch
 from ..compiler.programs import declare, fx_name
 from ..core.atomic import atomic_write
 from ..core.errors import Location, SpecError, register_source
+from ..data import source_info
 
 log = logging.getLogger(__name__)
 STD_FLOOR = 1e-3  # below this, every sample has nearly the same representation
@@ -190,3 +197,131 @@ def rollout_error(model, x_seq: torch.Tensor, a_seq: torch.Tensor, target: str,
         return (((pred - true[:, 1:]) ** 2).sum(-1).transpose(0, 1).flatten(1).mean(1) / var).tolist()
 
     return {"model": error(states), "copy_last": error(true[:, :1].expand_as(states))}
+
+
+# ------------------------------------------------------------------------------- wall leaks
+LEAK_KEYS = ("x_seq", "a_seq", "blocked_seq", "state_seq")  # what a source yields for wall_leaks (two_rooms_wall)
+LEAK_BATCH = 256  # windows the trainer draws to score the leak rate on (those a wall stopped a move in)
+PIXEL_BATCH = 48  # ... at most this many of them with image observations (2 x 65 x 65 each)
+
+
+def walked_through(state_seq: torch.Tensor, a_seq: torch.Tensor, pixels: bool) -> torch.Tensor:
+    """Observations of where each move would have ended without walls: position + action.
+
+    ``state_seq`` (N, H+1, 4): the true states (x, y, wall_x, door_y) of a ``two_rooms_wall``
+    window; ``a_seq`` (N, H, 2). Returns (N, H, 4) states, or (N, H, 2, 65, 65) images, in the
+    layout of that source's ``x_seq``. The move's norm is clipped as the environment clips it."""
+    from ..envs.wall_rooms import WallRooms, clip_norm  # reason: only the two_rooms_wall metric draws walls
+    rooms = WallRooms()
+    n, horizon = a_seq.shape[:2]
+    start = state_seq[:, :-1].reshape(n * horizon, 4)
+    pos = start[:, :2] + clip_norm(a_seq.reshape(n * horizon, 2).to(start.dtype), rooms.max_step)
+    wall_x, door_y = start[:, 2], start[:, 3]
+    obs = rooms.pixels(pos, rooms.walls(wall_x, door_y)) if pixels else rooms.state(pos, wall_x, door_y)
+    return obs.reshape(n, horizon, *obs.shape[1:])
+
+
+@torch.no_grad()
+def wall_leaks(model, x_seq: torch.Tensor, a_seq: torch.Tensor, blocked_seq: torch.Tensor,
+               x_through: torch.Tensor, target: str | None = None) -> dict[str, float]:
+    """How often the world model lets a blocked move through the wall, judged in latent space.
+
+    For every transition a wall stopped (``blocked_seq[n, t]``), the model's predicted next
+    state s^_{t+1} is compared with the representations of two observations: the true one,
+    x_{t+1} (the agent stopped at the wall), and ``x_through[n, t]`` (where the move would have
+    ended without walls, :func:`walked_through`). The move *leaks* when
+
+        |s^_{t+1} - R(x_through)|^2 < |s^_{t+1} - R(x_{t+1})|^2,
+
+    R the representation of ``target`` (default: the world model's encoder). Two predictions:
+    ``step``, one world-model step from the true state, s^_{t+1} = step(R(x_t), a_t), which
+    isolates what the model learnt of walls; and ``rollout``, the open-loop prediction from the
+    window's first state, s^_{t+1} = rollout(R(x_0), a_0..a_t), as a planner sees it. A latent, if
+    the world model has one, is held at 0 (its prior mode: nothing unexpected happens).
+
+    A model that predicts no motion at all never leaks (an agent pressed against a wall stays
+    where it was), so the moves no wall stopped are scored too: such a move *stalls* when the
+    prediction is closer to R(x_t), where the agent was, than to R(x_{t+1}), where it went. A
+    model that ignores walls leaks every blocked move; one that never moves stalls every free one.
+
+    Args:
+        x_seq: (N, H+1, *obs); a_seq: (N, H, *act); blocked_seq: (N, H) bool;
+        x_through: (N, H, *obs).
+    Returns ``leak.step``, ``leak.rollout`` (the shares of blocked moves that leak), ``stall.step``,
+    ``stall.rollout`` (the shares of free moves that stall), NaN where no move of that kind is in
+    the batch, and ``leak.blocked``, the number of blocked moves scored.
+    """
+    wm = model.graph.world_model
+    if wm is None or wm.action is None:
+        raise ValueError(f"`{model.spec.name}` has no world model with an action to step; wall_leaks needs one")
+    target = target or wm.encoder
+    n, horizon = a_seq.shape[:2]
+    rep = declare(f"represent_{fx_name(target)}", {"rep": target}, title="Represent")
+    names = model.input_names(rep)
+    if len(names) != 1:
+        raise ValueError(f"target `{target}` reads {', '.join(names)}; wall_leaks compares it on one observation")
+    true = model.run(rep.name, {names[0]: x_seq.flatten(0, 1)})["rep"].unflatten(0, (n, horizon + 1))  # (N, H+1, *S)
+    through = model.run(rep.name, {names[0]: x_through.flatten(0, 1)})["rep"].unflatten(0, (n, horizon))  # (N, H, *S)
+    enc = model.input_names("encode")[0]
+    states = model.encode(**{enc: x_seq.flatten(0, 1)})["state"].unflatten(0, (n, horizon + 1))  # (N, H+1, *S)
+    zeros = {}
+    if wm.latent:
+        zeros[fx_name(wm.latent)] = torch.zeros(n * horizon, *model.graph.nodes[wm.latent].ttype.shape,
+                                                device=a_seq.device, dtype=a_seq.dtype)
+    one = model.step(state=states[:, :-1].flatten(0, 1), **{fx_name(wm.action): a_seq.flatten(0, 1)},
+                     **zeros)["state"].unflatten(0, (n, horizon))  # (N, H, *S)
+    feed = {"state": states[:, 0], fx_name(wm.action): a_seq}
+    feed.update({k: v.unflatten(0, (n, horizon)) for k, v in zeros.items()})
+    rolled = model.rollout(**feed)["states"]  # (N, H, *S)
+    blocked = blocked_seq.bool()  # (N, H)
+
+    def dist(pred: torch.Tensor, rep: torch.Tensor) -> torch.Tensor:  # (N, H, *S) twice -> (N, H)
+        return (pred - rep).pow(2).flatten(2).sum(-1)
+
+    def share(hit: torch.Tensor, where: torch.Tensor) -> float:
+        return float(hit[where].float().mean()) if bool(where.any()) else float("nan")
+
+    out = {}
+    for name, pred in (("step", one), ("rollout", rolled)):
+        nxt = dist(pred, true[:, 1:])
+        out[f"leak.{name}"] = share(dist(pred, through) < nxt, blocked)
+        out[f"stall.{name}"] = share(dist(pred, true[:, :-1]) < nxt, ~blocked)
+    out["leak.blocked"] = float(blocked.sum())
+    return out
+
+
+class LeakProbe:
+    """The trainer's wall-leak metric: :func:`wall_leaks` on a fixed batch of the training
+    source's windows (drawn once, those where a wall stopped a move), logged as ``leak.step``,
+    ``leak.rollout``, ``stall.step``, ``stall.rollout`` and ``leak.blocked`` (moves scored).
+
+    :meth:`of` returns None unless the source yields :data:`LEAK_KEYS` (``two_rooms_wall``
+    does) and the spec has a world model with an action whose encoder reads one observation.
+    The batch comes from the source's own generator (``seed``), so training draws are unchanged."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], pixels: bool):
+        self.batch = batch
+        self.through = walked_through(batch["state_seq"], batch["a_seq"], pixels)
+
+    @classmethod
+    def of(cls, model, source: Any, seed: int, size: int = LEAK_BATCH) -> LeakProbe | None:
+        wm = model.graph.world_model
+        name = getattr(source, "name", None)
+        info = source_info(name) if isinstance(name, str) and name else None
+        if wm is None or wm.action is None or info is None or any(k not in info.keys for k in LEAK_KEYS) \
+                or len(model.input_names("encode")) != 1:
+            return None  # decided from the catalog: nothing is sampled for sources without wall hits
+        batch = source.sample(size, torch.Generator().manual_seed(seed * 7919 + 104729))
+        pixels = batch["x_seq"].dim() == 5
+        keep = batch["blocked_seq"].any(1).nonzero()[:, 0][:PIXEL_BATCH if pixels else None]  # windows with a wall hit
+        return cls({k: batch[k][keep] for k in LEAK_KEYS}, pixels)
+
+    def __call__(self, model) -> dict[str, float]:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        b = {k: v.to(device) for k, v in self.batch.items()}
+        was = model.training
+        model.eval()  # no BatchNorm statistics move, no dropout: training is unchanged
+        try:
+            return wall_leaks(model, b["x_seq"], b["a_seq"], b["blocked_seq"], self.through.to(device))
+        finally:
+            model.train(was)

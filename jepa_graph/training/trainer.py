@@ -50,7 +50,7 @@ from ..compiler.lower import LATENT_PENALTIES
 from ..compiler.programs import train_step
 from ..inference.latents import NonFiniteEnergyError, latent_spaces
 from ..inference.minimize import infer_latents as minimize_latents, latent_encoder_loss
-from .metrics import MetricsWriter, collapse_reason, collapse_stats
+from .metrics import LeakProbe, MetricsWriter, collapse_reason, collapse_stats
 from ..compiler.model import CompiledModel
 from .checks import (LOC, check_batch, check_config, check_device, check_source, nonfinite_weights_block,
                            source_name, spec_loc)
@@ -112,6 +112,8 @@ class Trainer:
         self.source = resolve_source(model, data, cfg, names)
         check_source(model, cfg, self.source, self.world)
         self.source_from_spec = data is None and cfg.data is not None  # errors may point at train.data
+        # sources with wall hits (two_rooms_wall): the world model's wall-leak rate on each monitoring step
+        self.leak_probe = LeakProbe.of(model, self.source, cfg.seed)
         self.out = Path(out) if out is not None else (Path(cfg.out) if cfg.out else None)
         self.progress, self.callbacks, self.resume, self.meta = progress, list(callbacks), resume, dict(meta or {})
 
@@ -136,6 +138,9 @@ class Trainer:
         # steps that log nothing run the plain `loss` program (fused means, no per-term outputs);
         # under DDP one module owns the gradient hooks, so every step runs TrainStep there
         self.lean_module: nn.Module | None = model.program("loss") if self.world == 1 else None
+        # what it reads: the monitored encoder may read an input the objective does not (a multi-step
+        # objective reads x_seq, the world model's encoder x)
+        self.lean_inputs = set(model.input_names("loss"))
         if cfg.compile:
             self.step_module = torch.compile(self.step_module)
             self.lean_module = torch.compile(self.lean_module) if self.lean_module is not None else None
@@ -150,6 +155,7 @@ class Trainer:
         if self.out is not None and self.rank == 0:
             self.metrics = MetricsWriter(self.out, tensorboard=tensorboard)
         self._warned_collapse = False
+        self._warned_capped = False  # the inner z-minimisation hit its step cap (logged once a run)
         self._batch_checked = False  # the first batch is checked against the spec's inputs
         self.last_checkpoint: Path | None = None
         if resume:
@@ -255,15 +261,18 @@ class Trainer:
         cfg = self.cfg
         if self.latents and any(z not in batch for z in self.latents):
             try:
-                batch = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
+                batch, found = infer_latents(self.model, batch, self.latents, steps=cfg.latent_steps)
+                self._note_capped(found)
             except NonFiniteEnergyError as e:  # the weights (or the data) went non-finite before the loss did
                 self._nonfinite_latent(e)
         if not self.model.training:
             self.model.train()
         module = self.step_module if detail or self.lean_module is None else self.lean_module
+        feed = batch if module is self.step_module or len(batch) == len(self.lean_inputs) else \
+            {k: v for k, v in batch.items() if k in self.lean_inputs}
         try:  # zero-cost unless it raises (Python 3.11+)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = module(**batch)
+                out = module(**feed)
         except Exception as e:  # re-raised naming the block and its spec line; never swallowed
             raise self._locate(batch, e) from e
         loss = out["loss"]
@@ -304,6 +313,16 @@ class Trainer:
         loc = f"{self.graph.nodes[block].loc}: " if block and block in self.graph.nodes else ""
         kept = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "; no checkpoint written yet"
         raise NonFiniteLoss(f"{loc}training stopped at step {self.step + 1}: {what}{where}{kept}")
+
+    def _note_capped(self, found) -> None:
+        """Log, once a run, that the inner z-minimisation stopped samples at its step cap."""
+        if self._warned_capped or found is None or not found.capped or self.rank != 0:
+            return
+        self._warned_capped = True
+        log.warning("step %d: latent inference stopped %d of %d sample(s) at its step cap (%s) before they converged; "
+                    "raise train.latent_steps or the latent's `inference: {steps: ...}` (logged once a run)",
+                    self.step + 1, found.capped, len(found.converged),
+                    self.cfg.latent_steps if self.cfg.latent_steps is not None else "the latent's")
 
     def _nonfinite_latent(self, err: NonFiniteEnergyError) -> None:
         """Latent inference met a NaN/inf energy: the run stops like a non-finite loss would."""
@@ -363,6 +382,8 @@ class Trainer:
                 result.losses.append(rec["loss"])
                 if monitored:
                     rec.update(self.monitor())
+                    if self.leak_probe is not None:  # the world model's wall-leak rate, with the monitors
+                        rec.update(self.leak_probe(self.model))
                     logged = True
                 if logged:
                     rec = dist_util.average(rec, self.device)
@@ -389,11 +410,13 @@ class Trainer:
 
 
 def infer_latents(model: CompiledModel, batch: dict[str, torch.Tensor], names: list[str],
-                  steps: int | None = None) -> dict[str, torch.Tensor]:
+                  steps: int | None = None):
     """``batch`` with z* = argmin_z E(batch, z) filled in for latents ``names`` (weights fixed),
-    by :func:`jepa_graph.minimize.infer_latents` with each latent's declared inference method."""
+    by :func:`jepa_graph.minimize.infer_latents` with each latent's declared inference method and
+    convergence test, ``steps`` (``train.latent_steps``) its cap; and the search's
+    :class:`~jepa_graph.inference.minimize.Minimum` (per-sample ``converged``)."""
     kw = {"steps": steps} if steps is not None else {}
-    return minimize_latents(model, batch, over=list(names), **kw)
+    return minimize_latents(model, batch, over=list(names), return_info=True, **kw)
 
 
 # settings that change neither the optimisation nor the data: not worth a line on resume

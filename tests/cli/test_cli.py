@@ -136,7 +136,7 @@ def test_info_blocks_by_name_or_kind_and_unknown(capsys):
     code, out, _ = run(capsys, "info", "--blocks", "mlp")  # every kind's mlp
     assert code == 0 and {"encoder.mlp:", "predictor.mlp:", "critic.mlp:", "actor.mlp:"} <= set(out.split())
     code, out, _ = run(capsys, "info", "--blocks", "energy")
-    assert code == 0 and out.count("energy.") == 4
+    assert code == 0 and out.count("energy.") == 5  # l2, l1, smooth_l1, cosine, discounted
     code, _, err = run(capsys, "info", "--blocks", "mpl")
     assert code == 2 and "no block type matches `mpl`" in err and "did you mean `mlp`" in err
 

@@ -1,6 +1,7 @@
 """The speed-ups behind benchmarks/compile_time.py and overhead.py keep behaviour unchanged.
 
-* the garbage collector is paused while specs load and compile, and always switched back on;
+* the garbage collector is paused while specs load and compile, and always switched back on; what a
+  large pause built goes to the oldest generation, and garbage among it is still collected;
 * ``Graph.topo`` (Kahn's sort, cached) gives networkx's lexicographical order and fails on cycles;
 * the ``loss`` program asks energies for their batch mean in one op (``F.mse_loss``), which equals
   the mean of the per-sample energies that ``forward`` returns.
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import networkx as nx
 import pytest
@@ -15,6 +17,7 @@ import torch
 
 import jepa_graph as jg
 from jepa_graph.compiler.graph import Ref
+from jepa_graph.core import gc_pause
 from jepa_graph.core.gc_pause import paused_gc
 from jepa_graph.primitives.layers.energies import Distance
 from conftest import SPECS, spec_files
@@ -41,6 +44,56 @@ def test_paused_gc_nests_and_restores(gc_on):
         pass
     assert not gc.isenabled()  # it was off before: it stays off
     gc.enable()
+
+
+class _Cell:
+    """A weak-referenceable object for reference cycles."""
+
+
+@pytest.fixture
+def small_pauses(monkeypatch):
+    """Promotion and our full collections at test scale (thousands of objects, not millions)."""
+    if gc.get_freeze_count():
+        pytest.skip("objects are frozen in this process: paused_gc leaves the generations alone")
+    monkeypatch.setattr(gc_pause, "PROMOTE_MIN", 1_000)
+    monkeypatch.setattr(gc_pause, "_FULL_FLOOR", 0)
+    monkeypatch.setattr(gc_pause._Promoted, "count", 0)
+    monkeypatch.setattr(gc_pause._Promoted, "full", gc_pause._full_collections())
+    monkeypatch.setattr(gc_pause._Promoted, "heap", 2_000)  # as if the heap were this small
+
+
+def test_a_large_pause_promotes_what_it_built(gc_on, small_pauses):
+    with paused_gc():
+        built = [[] for _ in range(3_000)]  # lists are tracked by the collector
+    young = {id(o) for g in (0, 1) for o in gc.get_objects(generation=g)}
+    assert not any(id(x) in young for x in built)  # no young-generation pass will walk them
+    assert gc_pause._Promoted.count >= 3_000
+    assert gc.get_freeze_count() == 0  # nothing left frozen
+
+
+def test_garbage_from_a_pause_is_collected_by_a_later_one(gc_on, small_pauses):
+    with paused_gc():
+        cell = _Cell()
+        cell.me = cell  # a cycle: only the collector frees it
+        dead = weakref.ref(cell)
+        del cell
+        filler = [[] for _ in range(3_000)]  # more promoted objects than the (pretend) heap
+    del filler
+    with paused_gc():  # a full collection is due before this pause starts
+        assert dead() is None
+    assert gc_pause._Promoted.count < 3_000  # the count starts again after the collection
+
+
+def test_objects_the_caller_froze_stay_frozen(gc_on, small_pauses):
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with paused_gc():
+            built = [[] for _ in range(3_000)]
+        assert gc.get_freeze_count() == frozen  # not unfrozen by the pause
+        assert len(built) == 3_000
+    finally:
+        gc.unfreeze()
 
 
 def test_gc_is_back_on_after_a_failed_compile(gc_on):

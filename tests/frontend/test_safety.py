@@ -71,6 +71,18 @@ def test_standard_scalar_tags_still_work():
     assert spec.objective == {"E": 1.0} and spec.name == "safe"
 
 
+@pytest.mark.parametrize("value, text", [("!!int ", ""), ("!!float ", ""), ("!!bool maybe", "maybe"),
+                                         ("!!int 0x", "0x"), ("!!float x", "x")])
+def test_standard_tags_on_text_not_of_their_type_are_located_errors(value, text):
+    # were an IndexError or KeyError traceback (`!!int` alone, `!!bool maybe`), or "number with 1 digits is too long"
+    with pytest.raises(jg.SpecError) as info:
+        jg.loads(SPEC.replace("{E: 1.0}", f"{{E: {value}}}"), "typed.yaml")
+    d = info.value.first
+    assert d.message == f"`{text}` is not a valid `{value.split()[0]}` value"
+    assert (d.loc.line, d.loc.col) == (8, 16)
+    assert d.hint == "remove the tag, or write a value of that type"
+
+
 def test_yes_and_no_keys_stay_names():
     """YAML 1.1 would read `on:`/`yes:` keys as booleans; a spec keeps the name as written."""
     spec = jg.loads(SPEC.replace("  x: {shape: [4]}", "  x: {shape: [4]}\n  on: {shape: [2]}"), "on.yaml")

@@ -120,8 +120,8 @@ def test_the_other_latents_are_held_at_the_joint_minimiser(over, kind):
     land = latent_landscape(model, batch, over, sample=2)
     assert land.kind == kind and sorted(land.held) == sorted({"z", "c", "r"} - {over})
     zs, F = jg.minimize_energy(model, {k: v[2:3] for k, v in batch.items()}, over=[over] + sorted(land.held))
-    for name, v in land.held.items():
-        assert v == pytest.approx(zs[name].flatten().tolist())
+    for name, v in land.held.items():  # the same search, latents in another order: L-BFGS rounds differently
+        assert v == pytest.approx(zs[name].flatten().tolist(), abs=1e-4)
     assert land.e_star == pytest.approx(float(F.detach()[0]), rel=1e-5)  # E at the joint z*, the plotted slice's z*
     with pytest.raises(jg.SpecError, match=r"leaves `z`, `c`, `r` to infer") as e:
         latent_landscape(model, batch)

@@ -103,6 +103,10 @@ BAD = [
     ("op", "apply_mask", {}, [f(4, 2), f(2)], "long"),
     ("op", "temporal_pool", {"stride": 3}, [f(4, 2)], "has 4 steps"),
     ("op", "layer_norm", {}, [TType(())], "not scalars"),
+    ("op", "slice_steps", {"start": 5}, [f(4, 2)], "keeps no step of the 4"),
+    ("energy", "discounted", {}, [f(3, 4), f(2, 4)], "two sequences of one shape"),
+    ("regularizer", "temporal_smoothness", {}, [f(1, 4)], "at least 2 steps"),
+    ("regularizer", "inverse_dynamics", {}, [f(3, 4), f(3, 2)], "one state more than the 3 actions"),
     # a [B] scalar per sample has no feature axis to flatten: refused at compile time, not at run time
     ("encoder", "mlp", {"out": 4}, [f()], "needs a vector per sample on input 0"),
     ("predictor", "mlp", {"out": 4}, [f(4), f()], "needs a vector per sample on input 1"),
