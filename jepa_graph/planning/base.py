@@ -16,6 +16,7 @@ environment ``b`` alone with its seed gives the same plan as planning it among o
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Sequence
 
@@ -122,7 +123,7 @@ class Streams:
 
 
 # ----------------------------------------------------------------------------------- planners
-class Planner:
+class Planner(ABC):
     """One planning method: ``configure`` once per problem size, then ``solve`` (see the module doc).
 
     Subclasses are dataclasses of their hyperparameters (``CEM(samples=256)``); ``name`` is the
@@ -149,11 +150,11 @@ class Planner:
         self.streams = seed if isinstance(seed, Streams) else Streams.of(seed, n_envs, device, dtype)
         return self
 
+    @abstractmethod
     def solve(self, cost: Objective, init: Params | None = None, proposals: Sequence[Params] = ()) -> Plan:
         """Minimise ``cost``. ``init``: the start (B, *shape) per space (default each prior's mode), e.g.
         the previous plan shifted; ``proposals``: extra candidates (B, *shape) per space evaluated
         among the others (an actor's plan)."""
-        raise NotImplementedError
 
     # helpers for subclasses
     @property

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,7 @@ Bound = float | torch.Tensor | None  # None: unbounded on that side
 
 
 @dataclass(frozen=True, eq=False)
-class Space:
+class Space(ABC):
     """What every space offers the searches; rows are points, ``(n, *value_shape)``."""
 
     shape: tuple[int, ...]
@@ -46,21 +47,21 @@ class Space:
         """The shape of one point as a tensor."""
         return self.shape
 
+    @abstractmethod
     def init(self, n: int, device=None) -> torch.Tensor:
         """Where a search starts without a guess: the prior's mode, ``n`` rows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sample(self, n: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws from the space's search prior."""
-        raise NotImplementedError
 
+    @abstractmethod
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (n, *value_shape) onto the space."""
-        raise NotImplementedError
 
+    @abstractmethod
     def inside(self, x: torch.Tensor) -> torch.Tensor:
         """(n,) True where row ``x[i]`` lies in the space."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, eq=False)
