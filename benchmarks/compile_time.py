@@ -27,6 +27,7 @@ Imports are not compile time: one small spec is compiled first. Run::
     .venv/bin/python benchmarks/compile_time.py                 # 10, 100, 1000, 10000 blocks
     .venv/bin/python benchmarks/compile_time.py --shape wide    # many objective terms
     .venv/bin/python benchmarks/compile_time.py --sizes 1000 --profile   # cProfile of one run
+    .venv/bin/python benchmarks/compile_time.py --count         # function calls per block, per stage
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def wide_spec(n: int, width: int = 8) -> str:
 SHAPES = {"chain": chain_spec, "wide": wide_spec}
 
 
-def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[str, float]:
+def run_once(text: str, clock=time.thread_time, gc_pause: bool = True, stages_only: bool = False) -> dict[str, float]:
     """Seconds per stage for one compile of ``text``. The collector is paused as the public API
     pauses it (``jg.compile(path)``: parse to modules; then lowering), unless ``gc_pause`` is off;
     the collection it defers runs on the first allocations after a pause (mostly in ``call``)."""
@@ -115,6 +116,8 @@ def run_once(text: str, clock=time.thread_time, gc_pause: bool = True) -> dict[s
     out["total"] = sum(out[s] for s in STAGES)
     n = len(model.blocks)
     del model, graph, spec, raw
+    if stages_only:
+        return out
     gc.collect()
     t = clock()
     jg.compile(jg.loads(text, file="<bench>.yaml"))  # the public API, end to end, as a user calls it
@@ -137,11 +140,47 @@ def measure(n: int, repeats: int, gc_pause: bool = True, shape: str = "chain") -
     return {s: statistics.median(r[s] for r in runs) for s in COLUMNS}
 
 
+def count_calls(sizes: list[int], shape: str) -> int:
+    """Function calls per block in each stage of one compile (cProfile's call counts; the
+    clock plays no part, so a shared machine cannot blur them)."""
+    print(f"{shape} specs: function calls per block (Python and C), one compile per size")
+    print(f"{'blocks':>7} " + " ".join(f"{s:>9}" for s in STAGES) + f" {'all':>9}")
+    for n in sizes:
+        text = SHAPES[shape](n)
+        per = {}
+
+        def staged(stage, fn, *a):
+            prof = cProfile.Profile()
+            try:
+                return prof.runcall(fn, *a)
+            finally:
+                per[stage] = sum(v[1] for v in pstats.Stats(prof).stats.values())
+
+        with paused_gc():
+            raw = staged("parse", parse_file, "<bench>.yaml", text)
+            spec = staged("validate", build_spec, raw)
+            graph = staged("graph", build_graph, spec)
+            staged("shapes", infer_shapes, graph)
+            model = staged("modules", CompiledModel, graph)
+        with paused_gc():
+            staged("lower", model.program, "forward")
+        with torch.no_grad():
+            staged("call", lambda: model(x=torch.randn(1, 8), y=torch.randn(1, 8)))
+        print(f"{n:>7} " + " ".join(f"{per[s] / n:>9.1f}" for s in STAGES) + f" {sum(per.values()) / n:>9.1f}",
+              flush=True)
+        del model, graph, spec, raw
+        gc.collect()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     ap.add_argument("--repeats", type=int, default=0, help="runs per size (0: 7 up to 1000 blocks, then 3)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run per size")
+    ap.add_argument("--count", action="store_true",
+                    help="count Python and C function calls per block, per stage (no clock: linear work shows as "
+                         "a constant count)")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="chain",
                     help="chain: a deep line of blocks; wide: side-by-side blocks, one objective term each")
     ap.add_argument("--no-gc-pause", action="store_true",
@@ -149,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     run_once(chain_spec(10))  # imports and registry loading are not compile time
+    if args.count:
+        return count_calls(args.sizes, args.shape)
     print(f"{args.shape} specs; torch {torch.__version__}; CPU time of the compiling thread, median of repeats (ms); "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     head = " ".join(f"{s:>9}" for s in STAGES)

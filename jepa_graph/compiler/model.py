@@ -123,32 +123,47 @@ class CompiledModel(nn.Module):
         if fast is None:
             self.program(name)  # lowered once; what the loop below checks comes with it
             fast = self._fast[name]
-        prog, alias, checks = fast
+        prog, alias, checks, accepted = fast
         if alias:  # an input named like a Python keyword (`lambda`) may be passed by its spec name
             inputs = {alias.get(k, k): v for k, v in inputs.items()}
+        seen: list | None = []  # each input's shape and dtype: checked again only when they change
+        for check in checks:
+            v = inputs.get(check[0])
+            if not isinstance(v, torch.Tensor):
+                seen = None
+                break
+            seen += (v.shape, v.dtype)
+        if seen is None or seen != accepted[0]:
+            self._check_run_inputs(name, inputs, checks)
+            accepted[0] = seen
+        try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
+            return prog.forward(**inputs)
+        except Exception as e:  # re-raised with the block's name and location; never swallowed
+            raise self._locate(name, prog, inputs, e) from e
+
+    def _check_run_inputs(self, name: str, inputs: dict, checks: tuple) -> None:
+        """Per-sample shapes, dtypes and one batch size (mis-shaped inputs would broadcast silently);
+        the located :class:`InputError` when they do not fit."""
         batch = None
-        for key, lead, shape, dtype in checks:  # mis-shaped inputs would broadcast silently
+        for key, lead, shape, dtype in checks:
             v = inputs.get(key)
             if not isinstance(v, torch.Tensor) or (s := v.shape)[lead:] != shape or len(s) < lead or \
                     (dtype is not None and v.dtype is not dtype) or (batch is not None and s[0] != batch):
                 self.check_inputs(inputs, name)  # the located message; it raises
                 break
             batch = s[0]
-        try:  # the generated code itself, without a second nn.Module call (~2% of a small step)
-            return prog.forward(**inputs)
-        except Exception as e:  # re-raised with the block's name and location; never swallowed
-            raise self._locate(name, prog, inputs, e) from e
 
     def _fast_check(self, name: str) -> tuple:
-        """(program, spec name -> placeholder where they differ, and per input: key, leading dims,
-        per-sample shape, dtype or None): what :meth:`run` needs on every call, in one lookup."""
+        """(program, spec name -> placeholder where they differ, per input (key, leading dims,
+        per-sample shape, dtype or None), and the shapes and dtypes last accepted): what :meth:`run`
+        needs on every call, in one lookup."""
         w = self._weight()
         dtypes = {"float": w.dtype if w is not None else None, "long": torch.int64, "bool": torch.bool}
         sig = self.signature(name)
         checks = tuple((a.name, 2 if a.steps else 1, torch.Size(a.ttype.shape), dtypes.get(a.ttype.dtype))
                        for a in sig if a.ttype is not None)
         alias = {node_name(a.name): a.name for a in sig if node_name(a.name) != a.name and "/" not in node_name(a.name)}
-        self._fast[name] = (self._programs[name], alias, checks)
+        self._fast[name] = (self._programs[name], alias, checks, [None])  # [None]: no inputs accepted yet
         return self._fast[name]
 
     def _weight(self) -> torch.Tensor | None:
