@@ -1,12 +1,14 @@
-"""`jepa-graph demo`: part 1 over every spec, and parts 2-3 end to end on a short budget."""
+"""`jepa-graph demo`: part 1 over every spec, and parts 2-4 end to end on a short budget."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
 from jepa_graph.cli import demo, main
+from jepa_graph.envs.baselines import wilson
 from jepa_graph.training.metrics import rollout_error
 import jepa_graph as jg
 from conftest import SPECS, spec_files
@@ -56,3 +58,72 @@ def test_rollout_error_matches_a_step_by_step_reference():
     assert min(want_copy) > 0.1
     assert err["copy_last"] == pytest.approx(want_copy, rel=1e-5)
     assert err["model"] == pytest.approx(want_model, rel=1e-5)
+
+
+TINY_PLAN = ["--plan-steps", "3", "--episodes", "2", "--max-steps", "6", "--horizon", "4", "--replan-every", "2",
+             "--samples", "8", "--iterations", "2", "--elites", "4", "--grad-steps", "2", "--restarts", "2"]
+
+
+def _plan_table(out: str) -> list[list[str]]:
+    """Part 4's table: its rows split into cells (columns are two or more spaces apart)."""
+    lines = out.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("method "))
+    assert re.split(r"\s{2,}", lines[head].strip()) == [
+        "method", "success k/n", "95% Wilson interval", "mean path length", "mean final distance", "plan ms per step"]
+    rows = []
+    for ln in lines[head + 2:]:
+        if not ln.strip() or ln.startswith("("):
+            break
+        rows.append(re.split(r"\s{2,}", ln.strip()))
+    return rows
+
+
+def test_demo_planning_part_table_and_files(capsys, tmp_path):
+    """Part 4 alone on a tiny budget: one row per planner plus the random policy and the expert,
+    each k/n out of the episodes run with its own Wilson interval, and every file in --out."""
+    torch.set_num_threads(1)
+    assert main(["demo", "--plan-only", "--no-progress", "--out", str(tmp_path), *TINY_PLAN]) == 0
+    out = capsys.readouterr().out
+    assert "== 4. Two Rooms planning" in out and "== 1." not in out
+    rows = _plan_table(out)
+    assert [r[0] for r in rows] == [*demo.PLANNERS, "random policy", "expert (scripted)"]
+    for method, kn, interval, path, final, ms in rows:
+        k, n = map(int, kn.split("/"))
+        assert n == 2 and 0 <= k <= n, (method, kn)
+        lo, hi = wilson(k, n)
+        assert interval == f"[{lo:.3f}, {hi:.3f}]", (method, kn, interval)
+        assert float(path) >= 0 and float(final) >= 0 and math.isfinite(float(final))
+        assert (ms == "-") == (method not in demo.PLANNERS), (method, ms)
+    name = "two_rooms_wall"
+    files = [tmp_path / name / "last.pt", tmp_path / name / "metrics.jsonl", tmp_path / f"{name}_architecture.svg",
+             tmp_path / f"{name}_training.png", *(tmp_path / f"{name}_plan_{m}.png" for m in demo.PLANNERS)]
+    for f in files:
+        assert f.is_file() and f.stat().st_size > 0, f
+        assert f"  {f}" in out  # listed under "files:"
+    assert "trained 3 steps in" in out
+    stages = out[out.index("\ntime:"):]
+    for stage in ("training", *demo.PLANNERS, "random policy and expert"):
+        assert re.search(rf"^{re.escape(stage)}\s+\d+\.\d$", stages, re.M), stage
+
+
+def test_demo_pixels_without_a_pixel_spec_exits_2(capsys, monkeypatch, tmp_path):
+    """--pixels before the pixel spec exists: a located message and exit 2, before any work."""
+    monkeypatch.setitem(demo.PLAN_SPECS, True, "no_such_pixel_spec.yaml")
+    assert main(["demo", "--pixels", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "no spec for the pixel variant" in captured.err and "no_such_pixel_spec.yaml" in captured.err
+    assert "hint: run the demo without --pixels" in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--planners", "cem,bogus"], "choose from cem, icem, mppi, gradient"),
+    (["--plan-only", "--no-plan"], "not allowed with argument"),
+    (["--quick", "--plan-only"], "not allowed with argument"),
+])
+def test_demo_flags_that_cannot_work_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", *argv])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``jepa-graph demo``: the main job on the built-in default, in three parts, about a minute on CPU.
+"""``jepa-graph demo``: the main job on the built-in default, in four parts, under ten minutes on CPU.
 
 1. Every spec in ``specs/`` is validated, compiled and run on random inputs: one row per spec
    (blocks, parameters, output shapes, forward time).
@@ -7,46 +7,126 @@
 3. The fork in the road (``specs/fork.jepa``): trained on a bimodal future, the latent model's two
    modes land on the two branches, while the same model without a latent predicts their average.
 
-``--quick`` runs part 1 only.
+4. Two Rooms planning (``specs/two_rooms_wall.yaml``: the published protocol, fixed wall, state
+   observations): the world model trains into ``<out>/two_rooms_wall/`` (checkpoint, metrics),
+   then CEM, iCEM, MPPI and gradient planning each run the same held-out episodes (seed 10000 on,
+   never used for tuning) beside the random policy and the scripted expert; one table of success
+   (k/n, Wilson 95% interval), path length, final distance and planning time, and in ``<out>/``
+   the architecture diagram, the training curves and each planner's trajectories.
+   ``--pixels`` does the same with the pixel spec (``specs/two_rooms_wall_pixels.yaml``).
+
+``--quick`` runs part 1 only; ``--no-plan`` skips part 4, ``--plan-only`` runs it alone. The
+planners' settings (horizon 16, a plan every 4 steps, 256 samples x 8 iterations, 50 descent
+steps x 4 starts) were chosen so that the four planners' 20 episodes x 200 steps take about three
+to four minutes on one CPU thread; every one is a flag.
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..core.errors import SpecError
-from .common import positive_int
+from .common import err, positive_int
+from .plan import _environment
 
 HELP = "the main job on the built-in default"
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+PLANNERS = ("cem", "icem", "mppi", "gradient")  # part 4's rows, beside the random policy and the expert
+PLAN_SPECS = {False: "two_rooms_wall.yaml", True: "two_rooms_wall_pixels.yaml"}  # by --pixels
 
 
 def add_arguments(p) -> None:
     p.add_argument("--specs", default=None, help="folder of specs (default: the repo's specs/)")
     p.add_argument("--batch", type=positive_int, default=32, help="batch size of the random-input runs")
     p.add_argument("--steps", type=positive_int, default=1000, help="training steps of the Two Rooms world model")
-    p.add_argument("--quick", action="store_true", help="only validate, compile and run every spec")
+    parts = p.add_mutually_exclusive_group()
+    parts.add_argument("--quick", action="store_true", help="only validate, compile and run every spec (part 1)")
+    parts.add_argument("--no-plan", action="store_true", help="skip part 4 (Two Rooms planning)")
+    parts.add_argument("--plan-only", action="store_true", help="run part 4 alone")
+    g = p.add_argument_group("part 4: Two Rooms planning")
+    g.add_argument("--pixels", action="store_true", help="the pixel variant (specs/two_rooms_wall_pixels.yaml)")
+    g.add_argument("--out", default="out", help="folder of part 4's files (default out)")
+    g.add_argument("--plan-steps", type=positive_int, default=None,
+                   help="training steps of the planning world model (default: the spec's train.steps)")
+    g.add_argument("--planners", type=_planners, default=PLANNERS, metavar="A,B",
+                   help=f"planners to compare (default {','.join(PLANNERS)})")
+    g.add_argument("--episodes", type=positive_int, default=20, help="episodes per row (default 20)")
+    g.add_argument("--seed", type=int, default=10_000, help="first held-out seed (default 10000)")
+    g.add_argument("--max-steps", type=positive_int, default=None, help="episode length (default: the env's, 200)")
+    g.add_argument("--horizon", type=positive_int, default=16, help="world-model steps planned ahead (default 16)")
+    g.add_argument("--replan-every", type=positive_int, default=4, help="actions executed per plan (default 4)")
+    g.add_argument("--samples", type=positive_int, default=256, help="candidates per episode per iteration "
+                   "(cem, icem, mppi; default 256)")
+    g.add_argument("--iterations", type=positive_int, default=8, help="refits per plan (sampling; default 8)")
+    g.add_argument("--elites", type=positive_int, default=None,
+                   help="candidates refitted to (sampling; default: the planner's, 32 cem and icem, 64 mppi)")
+    g.add_argument("--grad-steps", type=positive_int, default=50, help="descent steps per plan (gradient; default 50)")
+    g.add_argument("--restarts", type=positive_int, default=4, help="descent starts per episode (gradient; default 4)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _planners(text: str) -> tuple[str, ...]:
+    """argparse type: a comma-separated subset of :data:`PLANNERS`."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in PLANNERS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"`{text}`: choose from {', '.join(PLANNERS)}")
+    return names
+
+
+def plan_spec(pixels: bool) -> Path:
+    """Part 4's spec; a missing one (the pixel spec, before it is written) is a SpecError."""
+    path = SPECS / PLAN_SPECS[pixels]
+    if not path.is_file():
+        raise SpecError(f"no spec for the {'pixel' if pixels else 'state'} variant of Two Rooms planning: "
+                        f"{path} does not exist yet",
+                        hint="run the demo without --pixels (state observations), or add the spec first")
+    return path
 
 
 def run(args) -> int:
     import torch  # the demo compiles, runs and trains models
     torch.manual_seed(0)
     folder = Path(args.specs) if args.specs else SPECS
-    _say("== 1. every spec: validate, compile, run on random inputs\n")
-    failed = compile_all(folder, args.batch)
-    if failed or getattr(args, "quick", False):
-        return 2 if failed else 0
+    planning = not (args.quick or args.no_plan)
+    spec4 = plan_spec(args.pixels) if planning else None  # before any work: a missing spec stops here
+    if planning and args.replan_every > args.horizon:
+        raise SpecError(f"--replan-every {args.replan_every} is longer than --horizon {args.horizon}",
+                        hint="a plan holds `horizon` actions: replan at least that often")
+    took: dict[str, float] = {}
+    if not args.plan_only:
+        t0 = time.perf_counter()
+        _say("== 1. every spec: validate, compile, run on random inputs\n")
+        failed = compile_all(folder, args.batch)
+        took["1"] = time.perf_counter() - t0
+        if failed or args.quick:
+            return 2 if failed else 0
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: more threads only add overhead
     try:
-        _say("\n== 2. Two Rooms world model: train, then roll the predictor forward\n")
-        two_rooms(args.steps)
-        _say("\n== 3. the fork in the road: a latent captures both futures\n")
-        fork(200)
+        if not args.plan_only:
+            t0 = time.perf_counter()
+            _say("\n== 2. Two Rooms world model: train, then roll the predictor forward\n")
+            two_rooms(args.steps)
+            took["2"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _say("\n== 3. the fork in the road: a latent captures both futures\n")
+            fork(200)
+            took["3"] = time.perf_counter() - t0
+        if spec4 is not None:
+            t0 = time.perf_counter()
+            _say("\n== 4. Two Rooms planning: train a world model, plan to goals\n")
+            two_rooms_planning(spec4, Path(args.out), args)
+            took["4"] = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
+    if len(took) > 1:
+        _say("\ntime: " + ", ".join(f"part {k} {v:.0f} s" for k, v in took.items())
+             + f"; {sum(took.values()) / 60:.1f} min in all")
     return 0
 
 
@@ -160,3 +240,123 @@ def fork(steps: int) -> None:
                              *(f"{dist[k]:.2f}" for k in ("left", "right", "average"))))
     _table(("spec", "output", "to left branch", "to right branch", "to their average"), rows, left=(0, 1))
     _say("(distance in the target representation, in units of the branch separation; held-out cars)")
+
+
+# ------------------------------------------------------------------------------ part 4: planning
+def two_rooms_planning(spec_path: Path, out: Path, opts) -> list[tuple[str, ...]]:
+    """Part 4: train ``spec_path``'s world model into ``out/<spec name>/``, draw its architecture and
+    training curves, run each planner of ``opts.planners`` and the two baselines on the same
+    held-out episodes (``opts.episodes`` from seed ``opts.seed``, all at once), then print the
+    table, the files written and each stage's time. ``opts``: the demo's flags (part 4's group).
+    Returns the table's rows (method, k/n, interval, path length, final distance, plan ms)."""
+    # torch, matplotlib, graphviz: the model, its training, the planners and the pictures
+    from tqdm.auto import tqdm
+
+    from ..compiler.model import compile
+    from ..diagrams import DotError, render
+    from ..envs import list_envs, make
+    from ..envs.baselines import Expert, RandomPolicy, evaluate as run_policy
+    from ..frontend.load import load
+    from ..frontend.train_config import resolve_config
+    from ..planning.evaluation import evaluate, plot_trajectories
+    from ..training.plot import plot_run
+    from ..training.trainer import train
+    spec = load(spec_path)
+    model = compile(spec, seed=spec.train.seed if spec.train is not None else 0)
+    cfg = resolve_config(model)
+    steps = opts.plan_steps or cfg.steps
+    # a run shorter than the spec's warm-up would end before its peak learning rate
+    short = {"warmup": steps // 10} if cfg.schedule.warmup >= steps else {}
+    run_dir, took, files = out / spec.name, {}, []
+    out.mkdir(parents=True, exist_ok=True)
+    _say(f"training {spec_path.name} ({model.num_parameters():,} parameters) for {steps} steps, "
+         f"batch {cfg.batch_size}, into {run_dir}/")
+    t0 = time.perf_counter()
+    res = train(model, steps=steps, out=run_dir, progress=not opts.no_progress, tensorboard=False,
+                meta={"spec_path": str(spec_path)}, **short)
+    took["training"] = time.perf_counter() - t0
+    first, last = res.history[0], res.history[-1]
+    loss = " -> ".join(f"{r['loss']:.4g} (step {r['step']})" for r in ([first, last] if first is not last else [last]))
+    _say(f"trained {steps} steps in {took['training']:.0f} s ({steps / took['training']:.1f} steps/s): loss {loss}")
+    if res.collapsed:
+        _say("warning: the representation collapsed during training (see collapse.* in the metrics)")
+    files += [res.checkpoint, run_dir / "metrics.jsonl"]
+
+    t0 = time.perf_counter()
+    try:
+        files.append(render(spec_path, out / f"{spec.name}_architecture.svg").path)
+    except DotError as e:  # graphviz missing or failing: the rest of the demo still stands
+        err(f"note: no architecture diagram: {e}")
+    files.append(plot_run(run_dir, out / f"{spec.name}_training.png"))
+    took["diagram and training curves"] = time.perf_counter() - t0
+
+    model.eval()
+    where = SimpleNamespace(env=None, with_=[], max_steps=opts.max_steps)  # as `jepa-graph plan` reads it
+    env_name, params = _environment(model.spec, where, list_envs())
+    env = make(env_name, n=opts.episodes, seed=opts.seed, **params)
+    limit = env.max_steps
+    sampling = {"samples": opts.samples, "iterations": opts.iterations,
+                **({} if opts.elites is None else {"elites": opts.elites})}
+    settings = {m: {"steps": opts.grad_steps, "restarts": opts.restarts} if m == "gradient" else sampling
+                for m in opts.planners}
+    _say(f"\nplanning in {env_name} ({', '.join(f'{k}={v}' for k, v in params.items())}): "
+         f"{opts.episodes} episodes of {limit} steps from held-out seed {opts.seed}, all planned at once; "
+         f"horizon {opts.horizon}, replanning every {opts.replan_every} steps")
+    rows, drawing = [], 0.0
+    for method in opts.planners:
+        t0 = time.perf_counter()
+        with tqdm(total=limit, desc=method, unit="step", leave=False, disable=opts.no_progress,
+                  dynamic_ncols=True) as bar:
+            table, sample = evaluate(model, _Counted(env, bar), method, episodes=opts.episodes, seed=opts.seed,
+                                     horizon=opts.horizon, replan_every=opts.replan_every, **settings[method])
+        took[method] = time.perf_counter() - t0
+        rows.append(_row(method, table, table["plan_ms_per_step"]))
+        _say(f"  {method} ({', '.join(f'{k} {v}' for k, v in settings[method].items())}): "
+             f"{table['successes']}/{table['episodes']} in {took[method]:.0f} s")
+        t0 = time.perf_counter()
+        what = f"{method}, horizon {opts.horizon}, replan every {opts.replan_every}"
+        files.append(plot_trajectories(sample, env, out / f"{spec.name}_plan_{method}.png",
+                                       title=f"{spec.name}: {what}, seed {opts.seed}"))
+        drawing += time.perf_counter() - t0
+    took["trajectory plots"] = drawing
+    t0 = time.perf_counter()
+    for label, policy in (("random policy", RandomPolicy(opts.seed)), ("expert (scripted)", Expert())):
+        rows.append(_row(label, run_policy(env, policy, episodes=opts.episodes, seed=opts.seed), None))
+    took["random policy and expert"] = time.perf_counter() - t0
+
+    _say("")
+    _table(("method", "success k/n", "95% Wilson interval", "mean path length", "mean final distance",
+            "plan ms per step"), rows)
+    _say(f"(the same {opts.episodes} held-out episodes in every row; distances in the environment's units, "
+         f"pixels in two_rooms_wall; plan ms: planning time per environment step, all {opts.episodes} "
+         f"episodes planned together on one CPU thread)")
+    _say("\nfiles:")
+    for f in files:
+        _say(f"  {f}")
+    _say("\ntime:")
+    _table(("stage", "seconds"), [(k, f"{v:.1f}") for k, v in took.items()])
+    return rows
+
+
+def _row(method: str, t: dict, ms: float | None) -> tuple[str, ...]:
+    """One row of part 4's table from an evaluation's summary (``ms`` None: a policy, no planning)."""
+    lo, hi = t["ci95"]
+    final = t["mean_final_distance"]
+    return (method, f"{t['successes']}/{t['episodes']}", f"[{lo:.3f}, {hi:.3f}]", f"{t['mean_path_length']:.1f}",
+            "-" if final is None else f"{final:.1f}", "-" if ms is None else f"{ms:.0f}")
+
+
+class _Counted:
+    """``env`` whose every ``step`` advances ``bar``: progress from inside the library's control loop
+    (every other attribute is the environment's own)."""
+
+    def __init__(self, env, bar):
+        self._env, self._bar = env, bar
+
+    def __getattr__(self, name: str):
+        return getattr(self._env, name)
+
+    def step(self, action):
+        result = self._env.step(action)
+        self._bar.update(1)
+        return result
