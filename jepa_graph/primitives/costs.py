@@ -17,7 +17,9 @@ def _layers():  # torch only when a model is built: checking imports no torch
 
 
 class GoalParams(Params):
-    metric: Literal["l2", "l1", "smooth_l1", "cosine"] = "l2"
+    # l2, l1, smooth_l1: means over the features (squared, absolute, Huber); cosine: 1 - cos;
+    # euclidean: the norm ||s - g||, the metric a path-metric representation (regularizer.path_metric) learns
+    metric: Literal["l2", "l1", "smooth_l1", "cosine", "euclidean"] = "l2"
 
 
 @register_block("goal_distance", kind="cost")

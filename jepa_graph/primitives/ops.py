@@ -1,4 +1,4 @@
-"""Plumbing ops: concat, stop_grad, layer_norm, pool, reshape, apply_mask, temporal_pool.
+"""Plumbing ops: concat, stop_grad, layer_norm, pool, reshape, apply_mask, temporal_pool, rbf.
 
 Parameter-free (except ``layer_norm`` with ``affine: true``); each has an exact shape rule so a
 miswired spec fails at compile time, naming the op and the input.
@@ -171,6 +171,54 @@ class OpReshape(BlockType):
     @classmethod
     def example(cls):
         return {"shape": [2, 6]}, [TType((3, 4))]
+
+
+# ------------------------------------------------------------------------------------- rbf
+class RbfParams(Params):
+    dims: list[int] = [0, 1]  # the features expanded (e.g. x and y of a state vector)
+    lo: float = 0.0  # the grid's first centre on every expanded feature
+    hi: float = 1.0  # its last centre
+    n: DimInt = 16  # centres per expanded feature: n ** len(dims) outputs
+    sigma: float | None = None  # the bumps' width (default: the spacing of the centres)
+    keep: bool = True  # append the features not expanded, unchanged
+
+
+@register_block("rbf", kind="op")
+class OpRbf(BlockType):
+    """A fixed radial-basis expansion of coordinates: [F] -> [n^len(dims) (+ F - len(dims))].
+
+    Each output is exp(-||x_dims - c||^2 / (2 sigma^2)) for a centre c of the grid of ``n`` points
+    per feature over [lo, hi]; with ``keep`` the other features follow unchanged. An MLP of raw
+    coordinates is smooth at the scale of the whole input range (spectral bias), so it cannot tell
+    two points a thin wall apart from two points in open space; on this expansion it can. No weights."""
+
+    Params = RbfParams
+
+    def infer(self, p, ins):
+        _per_sample(ins[0], 0)
+        if len(ins[0].shape) != 1:
+            raise ShapeMismatch(f"expands a feature vector per sample, got {ins[0]}", 0, "[B, F]")
+        f = ins[0].shape[0]
+        if not p.dims or len(set(p.dims)) != len(p.dims) or any(not -f <= d < f for d in p.dims):
+            raise ShapeMismatch(f"`dims` {p.dims} must be distinct feature indices of input 0 ({f} features)",
+                                0, f"[B, F > {max(p.dims, default=0)}]")
+        if not p.hi > p.lo:
+            raise ShapeMismatch(f"`hi` ({p.hi}) must be above `lo` ({p.lo})", 0)
+        size = p.n ** len(p.dims)
+        if size > 65536:
+            raise ShapeMismatch(f"{p.n} centres on {len(p.dims)} features make {size} outputs (at most 65536)", 0,
+                                hint="fewer centres (`n`) or fewer `dims`")
+        return ins[0].with_shape(size + (f - len(p.dims) if p.keep else 0))
+
+    def build(self, p, ins):
+        f = ins[0].shape[0]
+        dims = [d % f for d in p.dims]
+        sigma = p.sigma if p.sigma is not None else (p.hi - p.lo) / max(p.n - 1, 1)
+        return _layers().Rbf(dims, f, p.lo, p.hi, p.n, sigma, p.keep)
+
+    @classmethod
+    def example(cls):
+        return {"n": 3, "hi": 4.0}, [vec(4)]
 
 
 # ------------------------------------------------------------------------------ apply_mask

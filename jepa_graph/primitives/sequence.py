@@ -11,6 +11,7 @@ step over an action sequence), these make multi-step training a spec::
     E        = energy.discounted(pred_seq, tgt_seq, gamma=0.9)
     idm      = regularizer.inverse_dynamics(s_seq, a_seq, hidden=[64])
     smooth   = regularizer.temporal_smoothness(s_seq)
+    metric   = regularizer.path_metric(s_seq, a_seq, margin=100)
 
 Shape rules here (no torch); the modules in ``layers/sequence.py``.
 """
@@ -121,6 +122,55 @@ class RegTemporalSmoothness(BlockType):
     @classmethod
     def example(cls):
         return {}, [TType((3, 4))]
+
+
+# ------------------------------------------------------------------------------ path metric
+class PathMetricParams(Params):
+    margin: float = Field(100.0, gt=0, description="states of different windows are pushed apart up to this distance")
+    scale: float = Field(1.0, gt=0, description="distance per unit of action norm")
+    tight: float = Field(100.0, gt=0, description="weight of the path-length bound against the push apart")
+    pairs: Literal["all", "consecutive"] = "all"  # bound every pair of steps of a window, or consecutive ones
+
+
+@register_block("path_metric", kind="regularizer")
+class RegPathMetric(BlockType):
+    """States as a metric of path length, so that the distance between two states approaches the
+    length of the shortest path between them, walls included (what a greedy planner's goal cost needs).
+
+    Inputs: states [T+1, *S] and the window's actions [T, *A]. Two terms:
+
+    * the path bound: ||s_i - s_j|| <= ``scale`` * sum_{t=i}^{j-1} ||a_t|| for every pair of steps
+      i < j of a window (``pairs: consecutive``: j = i + 1 only), a squared hinge weighted by ``tight``;
+      a move a wall stops is shorter than its action, so the bound still holds;
+    * the push apart: mean of relu(``margin`` - ||s - s'||) over states s, s' of different windows
+      (each sample against the next one in the batch, step for step).
+
+    Maximising distances under the local bounds unfolds the state space around its obstacles: two
+    points on either side of a wall, near in Euclidean terms, end up as far apart as the way round
+    through the door (maximum variance unfolding, and the quasimetric objective of Wang et al. 2023,
+    here symmetric). An encoder of raw coordinates is too smooth to tear apart at a 3-pixel wall;
+    ``op.rbf`` in front of it gives it the resolution."""
+
+    Params = PathMetricParams
+    arity = (2, 2)
+    input_names = ("states", "actions")
+
+    def infer(self, p, ins):
+        for i, t in enumerate(ins):
+            expect_float(t, i)
+        s, a = ins
+        t = _sequence(a, 1, "actions [B, T, ...]", rank=2)
+        if _sequence(s, 0, "states [B, T+1, ...]", rank=2) != t + 1:
+            raise ShapeMismatch(f"needs one state more than the {t} actions of input 1 on input 0", 0,
+                                f"[B, {t + 1}, ...]", "pass the states of the whole window (T+1) and its T actions")
+        return BATCH_SCALAR
+
+    def build(self, p, ins):
+        return _layers().PathMetric(p.margin, p.scale, p.tight, p.pairs == "all")
+
+    @classmethod
+    def example(cls):
+        return {"margin": 10.0}, [TType((4, 3)), TType((3, 2))]
 
 
 # -------------------------------------------------------------------------- inverse dynamics

@@ -107,6 +107,12 @@ BAD = [
     ("energy", "discounted", {}, [f(3, 4), f(2, 4)], "two sequences of one shape"),
     ("regularizer", "temporal_smoothness", {}, [f(1, 4)], "at least 2 steps"),
     ("regularizer", "inverse_dynamics", {}, [f(3, 4), f(3, 2)], "one state more than the 3 actions"),
+    ("regularizer", "path_metric", {}, [f(3, 4), f(3, 2)], "one state more than the 3 actions"),
+    ("regularizer", "path_metric", {}, [f(4), f(3, 2)], r"states \[B, T\+1, ...\]"),
+    ("op", "rbf", {"dims": [0, 4]}, [f(4)], "distinct feature indices"),
+    ("op", "rbf", {}, [f(2, 2)], "feature vector"),
+    ("op", "rbf", {"lo": 1.0, "hi": 1.0}, [f(2)], "must be above"),
+    ("op", "rbf", {"n": 300}, [f(2)], "at most 65536"),
     # a [B] scalar per sample has no feature axis to flatten: refused at compile time, not at run time
     ("encoder", "mlp", {"out": 4}, [f()], "needs a vector per sample on input 0"),
     ("predictor", "mlp", {"out": 4}, [f(4), f()], "needs a vector per sample on input 1"),
@@ -302,3 +308,18 @@ def test_shape_rule_answers_any_input_with_a_shape_mismatch(cls):
               for i, (t, size) in enumerate(zip(types, sizes))]  # any valid index, not only distinct ones
         out = block.build(p, types)(*xs)
         assert tuple(out.shape) == ((B, *want.shape) if want.batched else want.shape), [str(t) for t in types]
+
+
+def test_rbf_is_a_grid_of_gaussian_bumps_with_the_other_features_kept():
+    block = jg.get_block("op", "rbf")
+    p = type(block).Params.model_validate({"dims": [0, 2], "lo": 0.0, "hi": 2.0, "n": 3, "sigma": 0.5},
+                                          context={"dims": {}})
+    out_t = block.infer(p, [f(4)])
+    assert out_t.shape == (9 + 2,)  # 3 x 3 centres on features 0 and 2, then features 1 and 3
+    x = torch.tensor([[0.0, 7.0, 2.0, -1.0], [1.0, 8.0, 1.5, 5.0]])
+    got = block.build(p, [f(4)])(x)
+    centres = torch.tensor([[i, j] for i in (0.0, 1.0, 2.0) for j in (0.0, 1.0, 2.0)])
+    want = torch.exp(-((x[:, None, [0, 2]] - centres) ** 2).sum(-1) / (2 * 0.5 ** 2))
+    torch.testing.assert_close(got, torch.cat([want, x[:, [1, 3]]], 1))
+    assert got[0, 2] == 1.0  # (0, 2) sits on the centre (0, 2)
+    assert not list(block.build(p, [f(4)]).parameters())  # fixed: nothing to train

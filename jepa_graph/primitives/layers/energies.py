@@ -25,6 +25,8 @@ class Distance(nn.Module):
         if reduction == "mean":  # mean over samples of per-sample means = mean over every element
             direct = self.fused()
             return direct[0](a, b, **direct[1]) if direct is not None else self.forward(a, b).mean()
+        if self.fn == "euclidean":  # the norm over every feature (goal_distance's metric of that name)
+            return (a - b).flatten(1).pow(2).sum(1).add(1e-12).sqrt()
         if self.fn == "l2":
             d = (a - b).pow(2)
         elif self.fn == "l1":

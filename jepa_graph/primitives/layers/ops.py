@@ -71,3 +71,26 @@ class Reshape(nn.Module):
 class ApplyMask(nn.Module):
     def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return gather_tokens(x, idx)  # (B, K, D)
+
+
+class Rbf(nn.Module):
+    """(B, F) -> (B, n^len(dims) [+ F - len(dims)]): Gaussian bumps on a grid over ``dims``."""
+
+    def __init__(self, dims: list[int], f: int, lo: float, hi: float, n: int, sigma: float, keep: bool):
+        super().__init__()
+        axis = torch.linspace(lo, hi, n)
+        grid = torch.stack(torch.meshgrid(*[axis] * len(dims), indexing="ij"), -1).reshape(-1, len(dims))
+        self.register_buffer("centres", grid, persistent=False)  # (n^d, d): fixed, never trained
+        self.register_buffer("dims", torch.tensor(dims), persistent=False)
+        rest = [i for i in range(f) if i not in dims] if keep else []
+        self.register_buffer("rest", torch.tensor(rest, dtype=torch.long), persistent=False)
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.index_select(-1, self.dims)  # (B, d)
+        sq = (c[:, None, :] - self.centres.to(x.dtype)).pow(2).sum(-1)  # (B, n^d)
+        out = torch.exp(sq * (-0.5 / self.sigma ** 2))
+        return torch.cat([out, x.index_select(-1, self.rest)], -1) if self.rest.numel() else out
+
+    def extra_repr(self) -> str:
+        return f"centres={self.centres.shape[0]}, sigma={self.sigma:g}, keep={self.rest.numel()}"

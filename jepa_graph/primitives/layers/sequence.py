@@ -79,6 +79,38 @@ class InverseDynamics(nn.Module):
         return F.mse_loss(self.head(x), target)
 
 
+class PathMetric(nn.Module):
+    """``tight`` * the squared excess of ||s_i - s_j|| over ``scale`` * the path length between them
+    (sum of the action norms), plus the mean of relu(``margin`` - ||s - s'||) over states of
+    different windows: states (B, T+1, ...), actions (B, T, ...) -> ()."""
+
+    def __init__(self, margin: float, scale: float, tight: float, all_pairs: bool):
+        super().__init__()
+        self.margin, self.scale, self.tight, self.all_pairs = margin, scale, tight, all_pairs
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        s = s.flatten(2)  # (B, T+1, S)
+        step = self.scale * a.flatten(2).norm(dim=-1)  # (B, T): the most each move can travel
+        if self.all_pairs:
+            cum = F.pad(step.cumsum(1), (1, 0))  # (B, T+1): path length from the window's start
+            i, j = torch.triu_indices(s.shape[1], s.shape[1], 1, device=s.device)  # every pair i < j
+            d = _norm(s[:, j] - s[:, i])  # (B, P)
+            bound = cum[:, j] - cum[:, i]
+        else:
+            d, bound = _norm(s[:, 1:] - s[:, :-1]), step
+        over = F.relu(d - bound).pow(2).mean()
+        apart = F.relu(self.margin - _norm(s - s.roll(1, 0))).mean()  # each window against another
+        return self.tight * over + apart
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, scale={self.scale}, tight={self.tight}, all_pairs={self.all_pairs}"
+
+
+def _norm(v: torch.Tensor) -> torch.Tensor:
+    """The Euclidean norm along the last dim, with a finite gradient at 0 (sqrt of sum + 1e-12)."""
+    return (v.pow(2).sum(-1) + 1e-12).sqrt()
+
+
 class Unrolled(nn.Module):
     """Stands for an unrolled predictor in ``model.blocks``: it holds no weights (its steps run
     the world model's predictor, inlined into each program that needs them), so calling it alone
