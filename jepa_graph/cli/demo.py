@@ -307,8 +307,9 @@ def two_rooms_planning(spec_path: Path, out: Path, opts) -> list[tuple[str, ...]
         t0 = time.perf_counter()
         with tqdm(total=limit, desc=method, unit="step", leave=False, disable=opts.no_progress,
                   dynamic_ncols=True) as bar:
-            table, sample = evaluate(model, _Counted(env, bar), method, episodes=opts.episodes, seed=opts.seed,
-                                     horizon=opts.horizon, replan_every=opts.replan_every, **settings[method])
+            table, sample = evaluate(model, env, method, episodes=opts.episodes, seed=opts.seed,
+                                     horizon=opts.horizon, replan_every=opts.replan_every,
+                                     on_step=lambda t: bar.update(1), **settings[method])
         took[method] = time.perf_counter() - t0
         rows.append(_row(method, table, table["plan_ms_per_step"]))
         _say(f"  {method} ({', '.join(f'{k} {v}' for k, v in settings[method].items())}): "
@@ -345,18 +346,3 @@ def _row(method: str, t: dict, ms: float | None) -> tuple[str, ...]:
     return (method, f"{t['successes']}/{t['episodes']}", f"[{lo:.3f}, {hi:.3f}]", f"{t['mean_path_length']:.1f}",
             "-" if final is None else f"{final:.1f}", "-" if ms is None else f"{ms:.0f}")
 
-
-class _Counted:
-    """``env`` whose every ``step`` advances ``bar``: progress from inside the library's control loop
-    (every other attribute is the environment's own)."""
-
-    def __init__(self, env, bar):
-        self._env, self._bar = env, bar
-
-    def __getattr__(self, name: str):
-        return getattr(self._env, name)
-
-    def step(self, action):
-        result = self._env.step(action)
-        self._bar.update(1)
-        return result

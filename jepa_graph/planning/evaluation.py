@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -29,8 +29,11 @@ from .mpc import Run, control
 
 
 def evaluate(model, env, planner: Any = "cem", *, episodes: int = 32, seed: int = 10_000, rank: int = 0,
-             world: int = 1, keep_sample: bool = True, **control_options: Any) -> tuple[dict[str, Any], Run | None]:
-    """Run ``episodes`` planned episodes (see the module doc). Returns ``(table, sample)``: the table
+             world: int = 1, keep_sample: bool = True, on_step: Callable[[int], None] | None = None,
+             **control_options: Any) -> tuple[dict[str, Any], Run | None]:
+    """Run ``episodes`` planned episodes (see the module doc); ``on_step`` goes to every round's
+    :func:`~.mpc.control` (called with t after each step of all ``env.num_envs`` environments, t
+    starting at 0 in each round), e.g. to move a progress bar. Returns ``(table, sample)``: the table
     (``episodes``, ``successes``, ``success_rate``, ``ci95`` (Wilson), ``mean_path_length``,
     ``mean_steps``, ``mean_final_distance`` (where the environment exposes positions),
     ``plan_ms_per_step`` (one planning of all ``env.num_envs`` environments), ``rows`` (one dict
@@ -42,7 +45,7 @@ def evaluate(model, env, planner: Any = "cem", *, episodes: int = 32, seed: int 
     for r in range(rank, math.ceil(episodes / n), world):
         first = r == 0 and keep_sample
         run = control(model, env, planner, seed=seed + r, episode_offset=r * n, keep_plans=first, keep_frames=first,
-                      **control_options)
+                      on_step=on_step, **control_options)
         length = run.path_length()
         final = None
         if run.positions is not None and run.goal_positions is not None:
@@ -84,10 +87,12 @@ def _gather(rows: list, plan_s: float, steps: int) -> tuple[list, float, int]:
 
 # ------------------------------------------------------------------------------------- the PNG
 def plot_trajectories(run: Run, env, path: str | Path, n: int = 4, title: str = "") -> Path:
-    """Draw ``n`` episodes of ``run`` (recorded with ``keep_plans`` and ``keep_frames``): the first
-    frame (walls, start, goal), the path taken, and about six of the plans made on the way: the
-    predicted states where they are positions, else (a learned state is not) the planned actions
-    replayed in Two Rooms' true dynamics. Returns the path."""
+    """Draw ``n`` episodes of ``run`` (recorded with ``keep_plans`` and ``keep_frames``): the walls
+    (Two Rooms Wall: the border and the centre wall with its door, from the layout the run
+    recorded; else the first frame), start, goal, the path taken, and about six of the plans made
+    on the way: the predicted states where they are positions, else (a learned state is not) the
+    planned actions replayed from where each plan was made in the environment's true dynamics
+    (Two Rooms, and always in Two Rooms Wall, whose states are never bare positions). Returns the path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise SpecError(f"cannot write trajectories to `{path}`: they are drawn as a PNG", hint="e.g. -o plan.png")
@@ -115,11 +120,14 @@ def plot_trajectories(run: Run, env, path: str | Path, n: int = 4, title: str = 
             ax.axis("off")
             continue
         L = int(run.lengths[i])
-        if run.frames is not None and extent is not None:
+        layout = _layout(env, run, i)
+        if layout is not None:
+            _draw_walls(ax, env.rooms, float(layout[0]), float(layout[1]))
+        elif run.frames is not None and extent is not None:
             ax.imshow(run.frames[i].cpu().numpy(), extent=extent, origin=origin, interpolation="nearest")
         shown = [p for p in run.plans if p[0] < L]  # the plans made during this episode, about six of them
         for j, (t, acts, states) in enumerate(shown[:: max(1, len(shown) // 6)]):
-            p, how = _planned(env, pos[t, i], acts[i], states[i] if states is not None else None)
+            p, how = _planned(env, pos[t, i], acts[i], states[i] if states is not None else None, layout)
             if p is not None:
                 ax.plot(p[:, 0], p[:, 1], color="tab:orange", lw=0.8, alpha=0.7, label=how if j == 0 else None)
         p = pos[: L + 1, i].cpu()
@@ -153,12 +161,43 @@ def _scene(env) -> tuple[tuple[float, float, float, float] | None, str]:
     return None, "lower"
 
 
-def _planned(env, start: torch.Tensor, acts: torch.Tensor, states: torch.Tensor | None
-             ) -> tuple[torch.Tensor | None, str]:
-    """A plan as a path of positions (H + 1, 2) and how it was drawn: the predicted states when they
-    are positions; else (a learned state is no position) Two Rooms' planned actions replayed from
-    ``start`` in the true dynamics; None when neither applies."""
+def _layout(env, run: Run, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Episode ``i``'s ``(wall_x, door_y)``, each (1,), in Two Rooms Wall (from ``run.layout``: the
+    environment has drawn new walls since, at every later reset); None elsewhere."""
+    if not isinstance(env, TwoRoomsWallEnv) or not all(k in run.layout for k in ("wall_x", "door_y")):
+        return None
+    return run.layout["wall_x"][i:i + 1].cpu(), run.layout["door_y"][i:i + 1].cpu()
+
+
+def _draw_walls(ax, rooms, wall_x: float, door_y: float) -> None:
+    """Two Rooms Wall's walls as grey boxes in pixel coordinates: the border (x or y <= 4 or >= 60)
+    and the centre wall |x - wall_x| <= 1, open at the door |y - door_y| <= 4."""
+    e0, e1 = -0.5, rooms.size - 0.5  # the arena's edges, as the frame's pixels span it
+    lo, hi = rooms.border
+    w, d = rooms.wall_half, rooms.door_half
+    boxes = [(e0, lo, e0, e1), (hi, e1, e0, e1), (e0, e1, e0, lo), (e0, e1, hi, e1),  # the border
+             (wall_x - w, wall_x + w, lo, door_y - d), (wall_x - w, wall_x + w, door_y + d, hi)]  # centre wall
+    for j, (x0, x1, y0, y1) in enumerate(boxes):
+        ax.fill((x0, x1, x1, x0), (y0, y0, y1, y1), color="0.6", lw=0, zorder=0, label="walls" if j == 0 else None)
+
+
+def _planned(env, start: torch.Tensor, acts: torch.Tensor, states: torch.Tensor | None,
+             layout: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor | None, str]:
+    """A plan as a path of positions (H + 1, 2) and how it was drawn. In Two Rooms Wall (given the
+    episode's ``layout`` (wall_x, door_y), each (1,)) the planned actions ``acts`` (H, 2) replayed
+    from ``start`` (2,) through the true dynamics, walls stopping them: its observations carry the
+    layout or are pixels, so a model's states are never positions. Elsewhere the predicted
+    ``states`` (H, 2) when they are positions; else Two Rooms' actions replayed likewise; None when
+    nothing applies."""
     start = start.cpu()
+    if isinstance(env, TwoRoomsWallEnv):
+        if layout is None:
+            return None, ""
+        s, out = start[None], [start[None]]
+        for a in acts.cpu():
+            s, _ = env.rooms.move(s, a[None].to(s.dtype), *layout)
+            out.append(s)
+        return torch.cat(out), "plans (actions replayed)"
     if states is not None and states.shape[-1:] == start.shape and states.dim() == 2:
         return torch.cat([start[None], states.cpu()]), "plans (predicted)"
     if isinstance(env, TwoRoomsEnv):

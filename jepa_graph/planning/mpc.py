@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -24,6 +24,10 @@ from ..core.errors import SpecError
 from .base import Plan, env_seeds
 from .flat import plan as plan_fn
 from .world import world_of
+
+# the attributes that fix an episode's walls where an environment draws them per episode (Two Rooms
+# Wall's random variant): recorded so a run's plans can be replayed after the environment moved on
+LAYOUT = ("wall_x", "door_y")
 
 
 @dataclass
@@ -35,7 +39,9 @@ class Run:
     true state where it exposes one (``env.state``), else None; ``lengths`` (N,) steps per episode;
     ``success`` (N,) at the episode's end; ``plan_time`` seconds of each replanning (all N at once);
     ``plans``: (step, actions (N, H, *A), predicted states (N, H, *S)) of every replanning when
-    ``keep_plans``; ``frames``: the first frame of each episode (N, h, w, 3) when kept; ``goal``."""
+    ``keep_plans``; ``frames``: the first frame of each episode (N, h, w, 3) when kept; ``goal``;
+    ``layout``: what fixes each episode's walls where the environment draws them per episode
+    (Two Rooms Wall's ``wall_x``, ``door_y`` (N,)), read at the reset, else empty."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -49,6 +55,7 @@ class Run:
     goal_positions: torch.Tensor | None = None
     plans: list[tuple[int, torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
     frames: torch.Tensor | None = None
+    layout: dict[str, torch.Tensor] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,7 +92,7 @@ class Run:
 def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon: int = 16, max_steps: int | None = None,
             mode: str = "plan", seed: int | None = 0, episode_offset: int = 0,
             goal: torch.Tensor | None = None, keep_plans: bool = False, keep_frames: bool = False,
-            **plan_options: Any) -> Run:
+            on_step: Callable[[int], None] | None = None, **plan_options: Any) -> Run:
     """Run one episode in each of ``env``'s N environments with receding-horizon planning.
 
     Args:
@@ -103,6 +110,8 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
             ``i`` plans alike whichever batch or rank runs it).
         goal: the goal (N, ...) (default ``env.goal`` when the costs read a goal).
         keep_plans, keep_frames: record every plan and predicted rollout / each episode's first frame.
+        on_step: called with ``t`` after each environment step t = 0, 1, ... (all N environments
+            stepped together): a progress hook, e.g. a bar's ``lambda t: bar.update(1)``.
         plan_options: for :func:`jepa_graph.plan` (``samples``, ``weights``, ``latent``, ...).
 
     Returns a :class:`Run`.
@@ -124,6 +133,7 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
     if goal is None and world.takes_goal:  # a world whose costs read no goal (a critic alone) gets none
         goal = env.goal
     frames = env.render() if keep_frames else None
+    layout = {k: v.clone() for k in LAYOUT if torch.is_tensor(v := getattr(env, k, None))}
     track = getattr(env, "state", None) is not None
     obs_l, act_l, rew_l, cost_l, pos_l = [obs], [], [], [], [env.state.clone()] if track else []
     lengths = torch.zeros(N, dtype=torch.long, device=env.device)
@@ -161,12 +171,14 @@ def control(model, env, planner: Any = "cem", *, replan_every: int = 1, horizon:
         cost_l.append(current.cost.to(env.device))
         if track:
             pos_l.append(env.state.clone())
+        if on_step is not None:
+            on_step(t)
         if bool(done.all()):
             break
     return Run(obs=torch.stack(obs_l), actions=torch.stack(act_l), rewards=torch.stack(rew_l),
                plan_cost=torch.stack(cost_l), lengths=lengths, success=success, plan_time=plan_time,
                positions=torch.stack(pos_l) if track else None, goal=goal,
-               goal_positions=getattr(env, "goal_state", None), plans=plans, frames=frames,
+               goal_positions=getattr(env, "goal_state", None), plans=plans, frames=frames, layout=layout,
                info={"mode": mode, "method": getattr(planner, "name", planner), "horizon": horizon,
                      "replan_every": replan_every})
 

@@ -21,6 +21,7 @@ from jepa_graph.cli import plan as plan_cli
 from jepa_graph.cli.main import main
 from jepa_graph.envs.baselines import RandomPolicy, evaluate as evaluate_policy, wilson
 from jepa_graph.planning import METHODS, DynamicsModel, evaluate, plot_trajectories
+from jepa_graph.planning.evaluation import _draw_walls, _planned
 from jepa_graph.search import Continuous
 from conftest import SPECS
 
@@ -127,6 +128,80 @@ def test_bad_control_settings_are_spec_errors():
         jg.control(world, env)
     with pytest.raises(SpecError, match="they are drawn as a PNG"):
         plot_trajectories(None, env, "x.svg")
+
+
+def test_on_step_is_called_once_per_environment_step():
+    env = jg.envs.make("two_rooms", n=2, seed=0, max_steps=5)
+    calls = []
+    run = jg.control(true_dynamics(env), env, "cem", horizon=3, samples=8, iterations=1, on_step=calls.append)
+    assert calls == list(range(run.actions.shape[0])) and calls
+    calls.clear()  # evaluate: every round's control gets it, t from 0 in each round
+    table, sample = evaluate(true_dynamics(env), env, "cem", episodes=4, horizon=3, samples=8, iterations=1,
+                             on_step=calls.append)
+    first = sample.actions.shape[0]
+    assert calls[:first] == list(range(first)) and calls[first:] == list(range(len(calls) - first))
+    assert len(calls) > first  # two rounds of two environments
+
+
+def blind_wall_world() -> DynamicsModel:
+    """A model of Two Rooms Wall whose states are not positions (scaled by 1/64) and which ignores
+    the walls: what its plans predict is no path to draw."""
+    return DynamicsModel(lambda s, a: s + a / 64, lambda s, a, g: (s - g[:, :2] / 64).norm(dim=1),
+                         Continuous((2,), -2.45, 2.45), encode=lambda o: o[:, :2] / 64)
+
+
+def test_trajectories_in_two_rooms_wall_draw_walls_and_replay_plans_through_them(tmp_path):
+    """The published-protocol Two Rooms: the run records each episode's walls, and its plans are
+    drawn as their actions replayed from where each was made in the true dynamics, so they keep
+    to the free region even from a model blind to the walls."""
+    env = jg.envs.make("two_rooms_wall", n=2, seed=0, max_steps=6)
+    run = jg.control(blind_wall_world(), env, "cem", horizon=5, samples=16, iterations=2, keep_plans=True,
+                     keep_frames=True)
+    assert torch.equal(run.layout["wall_x"], run.obs[0, :, 2]) and torch.equal(run.layout["door_y"], run.obs[0, :, 3])
+    walls = run.layout["wall_x"].clone()
+    env.reset(seed=99)  # the environment draws other walls; the run keeps the ones it was made in
+    assert not torch.equal(env.wall_x, walls)
+    assert plot_trajectories(run, env, tmp_path / "wall.png", n=2).stat().st_size > 0
+    rooms = env.rooms
+    for t, acts, states in run.plans:
+        for i in range(2):
+            wall_x, door_y = run.layout["wall_x"][i:i + 1], run.layout["door_y"][i:i + 1]
+            path, how = _planned(env, run.positions[t, i], acts[i], states[i], (wall_x, door_y))
+            assert how == "plans (actions replayed)" and path.shape == (6, 2)
+            assert torch.allclose(path[1], run.positions[t + 1, i])  # its first action is the one executed
+            assert rooms.free(path, wall_x.expand(6), door_y.expand(6)).all()
+
+
+def test_a_planned_push_into_the_wall_is_drawn_stopping_at_it():
+    env = jg.envs.make("two_rooms_wall", n=1, seed=0, variant="fixed")  # wall x = 32 (31..33), door y = 18
+    layout = torch.tensor([32.0]), torch.tensor([18.0])
+    start, acts = torch.tensor([26.0, 40.0]), torch.tensor([[2.45, 0.0]] * 4)  # right, far below the door
+    through = start + acts.cumsum(0)  # what a model blind to the wall predicts: x 35.8, past the wall
+    path, how = _planned(env, start, acts, through, layout)
+    assert how == "plans (actions replayed)"
+    assert torch.allclose(path[:, 1], torch.full((5,), 40.0))
+    assert path[1, 0] == pytest.approx(28.45) and path[2, 0] == pytest.approx(30.9)
+    assert torch.allclose(path[3:, 0], torch.full((2,), 31 - env.rooms.eps))  # stopped at the wall's face
+    assert _planned(env, start, acts, through, None) == (None, "")  # no layout, nothing to replay in
+
+
+def test_two_rooms_wall_boxes_leave_the_door_open():
+    class Axes:  # records what is filled
+        def __init__(self):
+            self.boxes = []
+
+        def fill(self, xs, ys, **kw):
+            self.boxes.append((min(xs), max(xs), min(ys), max(ys)))
+
+    ax = Axes()
+    env = jg.envs.make("two_rooms_wall", n=1, seed=0)
+    _draw_walls(ax, env.rooms, 32.0, 18.0)
+
+    def walled(x, y):
+        return any(x0 <= x <= x1 and y0 <= y <= y1 for x0, x1, y0, y1 in ax.boxes)
+
+    assert walled(32, 30) and walled(32, 8) and walled(31, 40) and walled(2, 30) and walled(30, 62)
+    assert not walled(32, 18) and not walled(32, 15) and not walled(20, 30) and not walled(40, 30)
 
 
 # ------------------------------------------------------------------------------------------ CLI
