@@ -5,8 +5,9 @@ at x = 32 with a door at y = 18, state observations, random walks whose moves wa
 the same optimiser, schedule, batch and steps:
 
 * ``multi-step``: the spec as shipped: the encoder at every step of an 8-step window, the
-  predictor unrolled from the first state, VICReg over all states, inverse dynamics, temporal
-  smoothness (no latent: the dynamics are deterministic);
+  predictor unrolled from the first state and, since the planning work, a path metric on all
+  states and inverse dynamics (no latent: the dynamics are deterministic; RESULTS.md's table was
+  measured on the spec's earlier version with VICReg and temporal smoothness, commit 6996820);
 * ``one-step``: today's recipe (``specs/two_rooms.yaml`` without its latent): pred(enc(x), a)
   against an EMA target of x_next, VICReg on enc(x);
 * with ``--ablate``, the multi-step spec without its inverse-dynamics term (weight 0) and
