@@ -53,6 +53,7 @@ class CompiledModel(nn.Module):
                 continue
             if n.ema_of:
                 continue  # built after its source
+            _check_key(self.blocks, n)
             try:
                 self.blocks[n.module] = n.block.build(n.params, [graph.nodes[r.src].ttype for r in n.inputs])
             except (RuntimeError, MemoryError, TypeError, OverflowError) as e:  # sizes torch cannot build
@@ -64,6 +65,7 @@ class CompiledModel(nn.Module):
                 self.blocks[n.module].requires_grad_(False)
         for n in graph.nodes.values():
             if n.op == "call" and n.ema_of and n.module not in self.blocks:
+                _check_key(self.blocks, n)
                 target = copy.deepcopy(self.blocks[graph.nodes[n.ema_of].module])  # starts equal to its source
                 self.blocks[n.module] = target.requires_grad_(False)
         self._lower = Lowering(graph, self)
@@ -315,6 +317,14 @@ class CompiledModel(nn.Module):
         """The architecture diagram, inline in Jupyter (None without graphviz's `dot`)."""
         from ..diagrams import repr_svg  # upward (pyproject's stated exception): only when a notebook shows it
         return repr_svg(self)
+
+
+def _check_key(blocks: nn.ModuleDict, n) -> None:
+    """A block whose name is an attribute of torch's ModuleDict (``keys``, ``forward``, ``train``,
+    ...) cannot be stored under it: a located error instead of torch's KeyError."""
+    if hasattr(blocks, n.module):
+        raise SpecError(f"block name `{n.name}` is taken by torch (an attribute of nn.ModuleDict)", n.loc,
+                        f"rename the block, e.g. `{n.name.rsplit('/', 1)[-1]}_block`")
 
 
 def _build_error(n, e: Exception) -> SpecError | None:

@@ -545,3 +545,17 @@ def test_a_composite_dim_too_big_is_reported_at_its_use(tmp_path):
     d = e.value.first
     assert d.message == f"dim `state` of `low` is {HUGE}; sizes go up to 2,147,483,647"
     assert str(d.loc) == f"{spec}:4:76"  # the value
+
+
+@pytest.mark.parametrize("name", ["keys", "forward", "update", "train"])
+def test_a_block_named_like_a_module_dict_attribute_is_a_located_error(name):
+    """torch's ModuleDict cannot hold a module under `keys` (etc.): a located error, not a KeyError."""
+    text = ("name: kw\ninputs:\n  x: {shape: [4]}\nblocks:\n"
+            f"  {name}: {{kind: encoder, type: mlp, in: [x], with: {{out: 4}}}}\n"
+            f"  E: {{kind: energy, type: l2, in: [{name}, x]}}\nobjective: {{E: 1.0}}\n")
+    with pytest.raises(jg.SpecError) as info:
+        jg.compile(jg.loads(text, "kw.yaml"))
+    d = info.value.first
+    assert str(d.loc) == "kw.yaml:5:3"
+    assert d.message == f"block name `{name}` is taken by torch (an attribute of nn.ModuleDict)"
+    assert d.hint == f"rename the block, e.g. `{name}_block`"
